@@ -1,0 +1,39 @@
+"""physim: a deterministic 2D physics-world video simulator and generalization testbed.
+
+Public surface::
+
+    import physim
+    spec = physim.scenario("uniform")              # frozen scenario spec from the registry
+    rec = spec.sample(seed=0, split="train")       # a Record (objects, trajectory, metadata)
+    traj = physim.simulate(objects, pos0, vel0)    # exact event-driven discs -> Trajectory
+    frames = physim.render(rec.trajectory, rec.objects, resolution=128)  # (T, R, R, 3) uint8
+"""
+
+from physim import world
+from physim.record import Record, Trajectory
+from physim.world import Objects
+
+__version__ = "0.1.0"
+
+__all__ = ["Objects", "Record", "Trajectory", "world", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy imports keep `import physim` cheap (Numba compiles on first use only).
+    if name == "simulate":
+        from physim.physics import simulate
+
+        return simulate
+    if name == "render":
+        from physim.render import render
+
+        return render
+    if name == "scenario":
+        from physim.scenarios import scenario
+
+        return scenario
+    if name == "dataset":
+        import physim.dataset as dataset
+
+        return dataset
+    raise AttributeError(f"module 'physim' has no attribute {name!r}")
