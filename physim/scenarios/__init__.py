@@ -1,0 +1,66 @@
+"""Scenario registry: ``physim.scenario(name, **overrides)`` -> a frozen spec.
+
+Each entry is a frozen dataclass type; overrides are its fields (ranges, grid sizes,
+frames, ...) and are validated by the spec itself. Other modules add entries with
+:func:`register`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from physim.scenarios.attributes import PAIRS, AttributePair, make_pair_class
+from physim.scenarios.base import Batch, DiscScenario
+from physim.scenarios.basic import Collision, Parabola, Uniform
+
+REGISTRY: dict[str, Callable[..., object]] = {
+    "uniform": Uniform,
+    "parabola": Parabola,
+    "collision": Collision,
+    **{name: make_pair_class(name) for name in PAIRS},
+}
+_LAZY = {"combinatorial": "physim.scenarios.combinatorial"}
+
+
+def register(name: str, factory: Callable[..., object]) -> None:
+    """Add a scenario factory (usually a frozen dataclass type) under ``name``."""
+    REGISTRY[name] = factory
+
+
+def names() -> list[str]:
+    return sorted(set(REGISTRY) | set(_LAZY))
+
+
+def scenario(name: str, **overrides):
+    """The scenario spec ``name`` with fields replaced by ``overrides``.
+
+    Raises ``ValueError`` for an unknown name or field, or invalid values.
+    """
+    if name not in REGISTRY and name in _LAZY:
+        import importlib
+
+        importlib.import_module(_LAZY[name])  # registers itself
+    if name not in REGISTRY:
+        raise ValueError(f"unknown scenario {name!r}; known: {names()}")
+    factory = REGISTRY[name]
+    if dataclasses.is_dataclass(factory):
+        known = {f.name for f in dataclasses.fields(factory)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"{name}: unknown key(s) {unknown}; known: {sorted(known)}")
+    return factory(**overrides)
+
+
+__all__ = [
+    "REGISTRY",
+    "AttributePair",
+    "Batch",
+    "Collision",
+    "DiscScenario",
+    "Parabola",
+    "Uniform",
+    "names",
+    "register",
+    "scenario",
+]
