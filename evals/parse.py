@@ -1,0 +1,430 @@
+"""Parse videos into per-object tracks by colour membership.
+
+A frame rendered with area-coverage anti-aliasing holds, at every pixel,
+``p = bg + sum_k a_k (c_k - bg)`` where ``a_k`` is the fraction of the pixel covered by
+object ``k`` of colour ``c_k``. Decomposing ``bg - p`` over the known object colours gives
+those fractions back ("membership"), so the membership-weighted centroid is the exact
+centroid of the covered area, up to uint8 quantisation: that is what lets the parse
+floor sit far below the paper's threshold-and-centroid parse.
+
+Each frame is parsed in two passes (one Numba kernel per batch of videos):
+
+1. a coarse pass over a ``stride``-spaced grid finds where each colour (and any unknown
+   colour) is, as bounding boxes;
+2. a fine pass over the union of those boxes (each pixel once) decomposes every
+   non-background pixel into memberships of the best single colour or, where two objects'
+   anti-aliased edges meet, the best pair of colours; pixels no colour explains are
+   counted as unknown colour (area and mean RGB).
+
+From memberships: centroid (world units, y up), area, radius from area (by the parsed
+shape), a shape label from the normalised second moment, visibility and whether the
+object touches the frame border. Objects sharing a colour are tracked as one group
+(each member gets the group centroid; see ``Tracks.shared_color``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numba
+import numpy as np
+
+from physim import world
+
+# Normalised second moment m2 / area of each shape (rotation invariant): a disc gives
+# 1/(2 pi), a square 1/6, a ring of inner radius k*R gives (1 + k^2) / (2 pi (1 - k^2)).
+_K = world.RING_INNER
+MOMENT_RATIO = {
+    "ball": 1.0 / (2.0 * np.pi),
+    "square": 1.0 / 6.0,
+    "ring": (1.0 + _K**2) / (2.0 * np.pi * (1.0 - _K**2)),
+}
+# Area of each shape per squared "radius" (half side for squares, outer radius for rings).
+AREA_FACTOR = np.array([np.pi, 4.0, np.pi * (1.0 - _K**2)])
+
+
+@dataclasses.dataclass(frozen=True)
+class ParseConfig:
+    """How frames are parsed.
+
+    Attributes:
+      stride: coarse-pass grid spacing in pixels; must be small enough that every object
+        covers a grid point (2.8 px radius at stride 4).
+      bg_tol: max per-channel deviation (0-255) from the background still called background.
+      res_tol: max RGB residual (L2, 0-255 units) of a colour decomposition; worse pixels
+        are unknown colour.
+      min_area: pixels of membership below which an object is not visible in a frame.
+      margin: extra pixels around each coarse box in the fine pass.
+    """
+
+    stride: int = 4
+    bg_tol: int = 0
+    res_tol: float = 24.0
+    min_area: float = 2.0
+    margin: int = 2
+
+
+# Presets: lossless renders, and lossy inputs (mp4, VAE decodes, model samples).
+PARSE_PRESETS: dict[str, ParseConfig] = {
+    "exact": ParseConfig(),
+    "lossy": ParseConfig(bg_tol=12, res_tol=60.0, min_area=4.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tracks:
+    """Per-object tracks parsed from one video of T frames, N objects.
+
+    Attributes:
+      positions: (T, N, 2) float64 world units (y up); NaN where not visible.
+      areas: (T, N) float64 world units² of membership.
+      radii: (T, N) float64 world units from the area by the parsed shape (half side for
+        squares, outer radius for rings); NaN where not visible.
+      moments: (T, N) float64 normalised second moment m2 / area (see ``MOMENT_RATIO``).
+      shapes: (T, N) int32 shape codes (:data:`physim.world.SHAPES`), -1 where not visible.
+      visible: (T, N) bool, membership area above ``min_area``.
+      in_view: (T, N) bool, visible and not touching the frame border.
+      unknown_area: (T,) float64 world units² of pixels no object colour explains.
+      unknown_rgb: (T, 3) float64 mean colour of those pixels (NaN where none).
+      colors: (N, 3) uint8 object colours used.
+      shared_color: (N,) bool, objects whose colour another object shares (group centroid).
+      resolution: frame side in pixels.
+    """
+
+    positions: np.ndarray
+    areas: np.ndarray
+    radii: np.ndarray
+    moments: np.ndarray
+    shapes: np.ndarray
+    visible: np.ndarray
+    in_view: np.ndarray
+    unknown_area: np.ndarray
+    unknown_rgb: np.ndarray
+    colors: np.ndarray
+    shared_color: np.ndarray
+    resolution: int
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def n_objects(self) -> int:
+        return int(self.positions.shape[1])
+
+
+@numba.njit(cache=True)
+def _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
+    """Memberships of one pixel into ``out (K,)``; returns the unexplained weight (0..1)."""
+    k_n = cols.shape[0]
+    d0 = bg[0] - p0
+    d1 = bg[1] - p1
+    d2 = bg[2] - p2
+    for k in range(k_n):
+        out[k] = 0.0
+    best_k = -1
+    best_r = 1e30
+    best_a = 0.0
+    for k in range(k_n):
+        e0 = bg[0] - cols[k, 0]
+        e1 = bg[1] - cols[k, 1]
+        e2 = bg[2] - cols[k, 2]
+        ee = e0 * e0 + e1 * e1 + e2 * e2
+        if ee == 0.0:
+            continue
+        a = (d0 * e0 + d1 * e1 + d2 * e2) / ee
+        a = min(max(a, 0.0), 1.0)
+        r0 = d0 - a * e0
+        r1 = d1 - a * e1
+        r2 = d2 - a * e2
+        r = r0 * r0 + r1 * r1 + r2 * r2
+        if r < best_r:
+            best_r = r
+            best_k = k
+            best_a = a
+    if best_r <= res_tol2:
+        out[best_k] = best_a
+        return 0.0
+    # Two objects' edges in one pixel: best non-negative pair.
+    best_pr = 1e30
+    best_i = -1
+    best_j = -1
+    best_ai = 0.0
+    best_aj = 0.0
+    for i in range(k_n):
+        ei0 = bg[0] - cols[i, 0]
+        ei1 = bg[1] - cols[i, 1]
+        ei2 = bg[2] - cols[i, 2]
+        for j in range(i + 1, k_n):
+            if gram_inv[i, j, 0, 0] == 0.0 and gram_inv[i, j, 1, 1] == 0.0:
+                continue
+            ej0 = bg[0] - cols[j, 0]
+            ej1 = bg[1] - cols[j, 1]
+            ej2 = bg[2] - cols[j, 2]
+            bi = d0 * ei0 + d1 * ei1 + d2 * ei2
+            bj = d0 * ej0 + d1 * ej1 + d2 * ej2
+            ai = gram_inv[i, j, 0, 0] * bi + gram_inv[i, j, 0, 1] * bj
+            aj = gram_inv[i, j, 1, 0] * bi + gram_inv[i, j, 1, 1] * bj
+            if ai < 0.0 or aj < 0.0 or ai + aj > 1.05:
+                continue
+            r0 = d0 - ai * ei0 - aj * ej0
+            r1 = d1 - ai * ei1 - aj * ej1
+            r2 = d2 - ai * ei2 - aj * ej2
+            r = r0 * r0 + r1 * r1 + r2 * r2
+            if r < best_pr:
+                best_pr = r
+                best_i = i
+                best_j = j
+                best_ai = ai
+                best_aj = aj
+    if best_pr <= res_tol2:
+        out[best_i] = best_ai
+        out[best_j] = best_aj
+        return 0.0
+    # Unknown colour: weight by how far the pixel is from the background.
+    m = max(abs(d0), max(abs(d1), abs(d2))) / 255.0
+    return min(m, 1.0)
+
+
+@numba.njit(cache=True)
+def _parse_frames(frames, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, acc, unk):
+    """Accumulate memberships of frames (B, T, H, W, 3) uint8.
+
+    acc (B, T, K, 10): w, sx, sy, sxx, syy, sxy, rmin, rmax, cmin, cmax (pixel units).
+    unk (B, T, 5): weight, sum r, sum g, sum b, count.
+    """
+    nb, nt, h, w_, _ = frames.shape
+    k_n = cols.shape[0]
+    memb = np.zeros(k_n)
+    # Boxes: K colours then one for unknown; (rmin, rmax, cmin, cmax) inclusive.
+    box = np.zeros((k_n + 1, 4), dtype=np.int64)
+    lo = np.zeros(k_n + 1, dtype=np.int64)
+    hi = np.zeros(k_n + 1, dtype=np.int64)
+    off = stride // 2
+    b0 = np.int64(bg[0])
+    b1 = np.int64(bg[1])
+    b2 = np.int64(bg[2])
+    for b in range(nb):
+        for t in range(nt):
+            f = frames[b, t]
+            for k in range(k_n + 1):
+                box[k, 0] = h
+                box[k, 1] = -1
+                box[k, 2] = w_
+                box[k, 3] = -1
+            # Coarse pass.
+            for r in range(off, h, stride):
+                for c in range(off, w_, stride):
+                    p0 = np.int64(f[r, c, 0])
+                    p1 = np.int64(f[r, c, 1])
+                    p2 = np.int64(f[r, c, 2])
+                    if abs(p0 - b0) <= bg_tol and abs(p1 - b1) <= bg_tol and abs(p2 - b2) <= bg_tol:
+                        continue
+                    u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
+                    for k in range(k_n + 1):
+                        hit = u > 0.0 if k == k_n else memb[k] > 0.0
+                        if hit:
+                            box[k, 0] = min(box[k, 0], r)
+                            box[k, 1] = max(box[k, 1], r)
+                            box[k, 2] = min(box[k, 2], c)
+                            box[k, 3] = max(box[k, 3], c)
+            ext = stride + margin
+            for k in range(k_n + 1):
+                if box[k, 1] >= 0:
+                    box[k, 0] = max(box[k, 0] - ext, 0)
+                    box[k, 1] = min(box[k, 1] + ext, h - 1)
+                    box[k, 2] = max(box[k, 2] - ext, 0)
+                    box[k, 3] = min(box[k, 3] + ext, w_ - 1)
+            for k in range(k_n):
+                acc[b, t, k, 6] = h
+                acc[b, t, k, 7] = -1
+                acc[b, t, k, 8] = w_
+                acc[b, t, k, 9] = -1
+            # Fine pass: per row, the union of the boxes' column intervals.
+            for r in range(h):
+                n_iv = 0
+                for k in range(k_n + 1):
+                    if box[k, 1] >= 0 and box[k, 0] <= r <= box[k, 1]:
+                        # insertion by start column
+                        j = n_iv
+                        while j > 0 and lo[j - 1] > box[k, 2]:
+                            lo[j] = lo[j - 1]
+                            hi[j] = hi[j - 1]
+                            j -= 1
+                        lo[j] = box[k, 2]
+                        hi[j] = box[k, 3]
+                        n_iv += 1
+                if n_iv == 0:
+                    continue
+                c_next = 0
+                for iv in range(n_iv):
+                    c_start = max(lo[iv], c_next)
+                    for c in range(c_start, hi[iv] + 1):
+                        p0 = np.int64(f[r, c, 0])
+                        p1 = np.int64(f[r, c, 1])
+                        p2 = np.int64(f[r, c, 2])
+                        if (
+                            abs(p0 - b0) <= bg_tol
+                            and abs(p1 - b1) <= bg_tol
+                            and abs(p2 - b2) <= bg_tol
+                        ):
+                            continue
+                        exact = -1
+                        for k in range(k_n):
+                            if p0 == cols[k, 0] and p1 == cols[k, 1] and p2 == cols[k, 2]:
+                                exact = k
+                                break
+                        u = 0.0
+                        if exact >= 0:
+                            for k in range(k_n):
+                                memb[k] = 0.0
+                            memb[exact] = 1.0
+                        else:
+                            u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
+                        if u > 0.0:
+                            unk[b, t, 0] += u
+                            unk[b, t, 1] += p0
+                            unk[b, t, 2] += p1
+                            unk[b, t, 3] += p2
+                            unk[b, t, 4] += 1.0
+                            continue
+                        x = c + 0.5
+                        y = r + 0.5
+                        for k in range(k_n):
+                            a = memb[k]
+                            if a > 0.0:
+                                acc[b, t, k, 0] += a
+                                acc[b, t, k, 1] += a * x
+                                acc[b, t, k, 2] += a * y
+                                acc[b, t, k, 3] += a * x * x
+                                acc[b, t, k, 4] += a * y * y
+                                acc[b, t, k, 5] += a * x * y
+                                acc[b, t, k, 6] = min(acc[b, t, k, 6], r)
+                                acc[b, t, k, 7] = max(acc[b, t, k, 7], r)
+                                acc[b, t, k, 8] = min(acc[b, t, k, 8], c)
+                                acc[b, t, k, 9] = max(acc[b, t, k, 9], c)
+                    c_next = max(c_next, hi[iv] + 1)
+
+
+def _palette_setup(colors: np.ndarray, background):
+    """Unique colours (K,3) float64, object→colour index (N,), pair inverse Gram (K,K,2,2)."""
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    bg = np.asarray(background, dtype=np.float64).reshape(3)
+    uniq, inverse = np.unique(colors, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    cols = uniq.astype(np.float64)
+    if np.any(np.all(cols == bg, axis=1)):
+        raise ValueError("an object colour equals the background colour")
+    k_n = cols.shape[0]
+    gram_inv = np.zeros((k_n, k_n, 2, 2))
+    e = bg[None] - cols
+    for i in range(k_n):
+        for j in range(i + 1, k_n):
+            g = np.array([[e[i] @ e[i], e[i] @ e[j]], [e[j] @ e[i], e[j] @ e[j]]])
+            if abs(np.linalg.det(g)) > 1e-6 * g[0, 0] * g[1, 1]:
+                gram_inv[i, j] = np.linalg.inv(g)
+    return bg, cols, inverse, gram_inv
+
+
+def parse_batch(
+    frames: np.ndarray,
+    colors,
+    *,
+    background=world.PALETTE[world.BACKGROUND],
+    config: ParseConfig | str = "exact",
+) -> list[Tracks]:
+    """Parse a batch of videos with the same object colours.
+
+    Args:
+      frames: (B, T, R, R, 3) uint8 videos (row 0 at the top, world y up).
+      colors: (N, 3) uint8 RGB of the N objects (from the truth record).
+      background: RGB of the background.
+      config: a :class:`ParseConfig` or a preset name from :data:`PARSE_PRESETS`.
+
+    Returns:
+      One :class:`Tracks` per video.
+    """
+    cfg = PARSE_PRESETS[config] if isinstance(config, str) else config
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (B, T, R, R, 3), got {frames.dtype} {frames.shape}")
+    nb, nt, h, w_, _ = frames.shape
+    if h != w_:
+        raise ValueError(f"frames must be square, got {h}x{w_}")
+    if cfg.stride < 1:
+        raise ValueError(f"stride must be >= 1, got {cfg.stride}")
+    frames = np.ascontiguousarray(frames)
+    bg, cols, obj_col, gram_inv = _palette_setup(colors, background)
+    k_n = cols.shape[0]
+    acc = np.zeros((nb, nt, k_n, 10))
+    unk = np.zeros((nb, nt, 5))
+    _parse_frames(
+        frames,
+        bg,
+        cols,
+        gram_inv,
+        cfg.stride,
+        cfg.bg_tol,
+        float(cfg.res_tol) ** 2,
+        cfg.margin,
+        acc,
+        unk,
+    )
+    return [_tracks_from_acc(acc[b], unk[b], cols, obj_col, h, cfg) for b in range(nb)]
+
+
+def parse(frames: np.ndarray, colors, **kwargs) -> Tracks:
+    """Parse one video (T, R, R, 3) uint8 into :class:`Tracks` (see :func:`parse_batch`)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4:
+        raise ValueError(f"frames must be (T, R, R, 3), got shape {frames.shape}")
+    return parse_batch(frames[None], colors, **kwargs)[0]
+
+
+def parse_record(frames: np.ndarray, record, **kwargs) -> Tracks:
+    """Parse one video using the colours of a :class:`physim.record.Record`."""
+    return parse(frames, record.objects.rgb, **kwargs)
+
+
+def _tracks_from_acc(acc, unk, cols, obj_col, res, cfg: ParseConfig) -> Tracks:
+    """Per-object tracks from the kernel's per-colour accumulators (T, K, 10)."""
+    w = acc[..., 0]
+    safe = np.where(w > 0, w, 1.0)
+    cx = acc[..., 1] / safe
+    cy = acc[..., 2] / safe
+    # Second moment about the centroid, plus 1/6 px² for each pixel's own extent.
+    m2 = (acc[..., 3] + acc[..., 4]) / safe - cx**2 - cy**2 + 1.0 / 6.0
+    moments = m2 / safe
+    visible_c = w >= cfg.min_area
+    ref = np.array([MOMENT_RATIO[s] for s in world.SHAPES])
+    # Classify on log-ratio distance to each shape's moment.
+    dist = np.abs(np.log(np.maximum(moments, 1e-9))[..., None] - np.log(ref))
+    shapes_c = np.where(visible_c, np.argmin(dist, axis=-1), -1).astype(np.int32)
+    s = world.WORLD_SIZE / res
+    px = np.stack([cx * s, world.WORLD_SIZE - cy * s], axis=-1)
+    px[~visible_c] = np.nan
+    area_world = w * s * s
+    factor = AREA_FACTOR[np.maximum(shapes_c, 0)]
+    radii_c = np.where(visible_c, np.sqrt(area_world / factor), np.nan)
+    border = (acc[..., 6] <= 0) | (acc[..., 8] <= 0) | (acc[..., 7] >= res - 1)
+    border |= acc[..., 9] >= res - 1
+    in_view_c = visible_c & ~border
+    counts = np.bincount(obj_col, minlength=cols.shape[0])
+    unk_w = unk[:, 0] * s * s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unk_rgb = unk[:, 1:4] / unk[:, 4:5]
+    unk_rgb[unk[:, 4] == 0] = np.nan
+    return Tracks(
+        positions=px[:, obj_col],
+        areas=area_world[:, obj_col],
+        radii=radii_c[:, obj_col],
+        moments=moments[:, obj_col],
+        shapes=shapes_c[:, obj_col],
+        visible=visible_c[:, obj_col],
+        in_view=in_view_c[:, obj_col],
+        unknown_area=unk_w,
+        unknown_rgb=unk_rgb,
+        colors=cols[obj_col].astype(np.uint8),
+        shared_color=counts[obj_col] > 1,
+        resolution=int(res),
+    )
