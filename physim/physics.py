@@ -24,6 +24,9 @@ from physim import world
 from physim.record import Trajectory
 
 MAX_EVENTS = 256  # per video; exceeding it is an error (e.g. a Zeno cascade)
+# An event within EVENT_EPS seconds after a frame time belongs to that frame: float
+# round-off must not decide whether a frame shows the state before or after it.
+EVENT_EPS = 1e-9
 _INF = np.inf
 
 
@@ -170,7 +173,7 @@ def simulate_batch_kernel(
             t_frame = k * dt
             while True:
                 tau, i, j = _next_event(p, v, r, gravity, walls, size)
-                if t + tau > t_frame:
+                if t + tau > t_frame + EVENT_EPS:
                     break
                 _advance(p, v, gravity, tau)
                 t += tau
@@ -302,8 +305,8 @@ def simulate_batch(
 
 def event_frames(event_times, dt: float = world.FRAME_DT) -> np.ndarray:
     """Index of the first frame at or after each event time (int32, same shape)."""
-    # Round away float noise so an event exactly at a frame time maps to that frame.
-    return np.ceil(np.round(np.asarray(event_times) / dt, 9)).astype(np.int32)
+    # Same tolerance as the kernel: an event just after a frame time is shown at it.
+    return np.ceil((np.asarray(event_times) - EVENT_EPS) / dt).astype(np.int32)
 
 
 def trajectory_from_batch(out: dict, b: int, dt: float = world.FRAME_DT) -> Trajectory:

@@ -40,8 +40,10 @@ class OneBall(DiscScenario):
 
     Placement (paper code): ``x0 ~ U(r, 10 - (min_visible * v * dt + r))`` so the ball
     stays fully in view for ``min_visible`` frames; if that bound is below r (fast
-    balls: ``min_visible * v * dt + 2r > 10``, where no placement can keep it in view
-    that long) ``x0 = r + U(0, 0.5)``. ``y0 ~ U(r + 0.5, 9.5 - r)`` (``start="any"``)
+    balls: ``min_visible * v * dt + 2r > 10``, where no placement can keep it fully in
+    view that long) ``x0 = r + U(0, 0.5)``: every in-distribution ball (v <= 4) is then
+    still at least partly visible for 24 frames; OOD balls faster than about 4.1 leave
+    the view earlier, as in the paper. ``y0 ~ U(r + 0.5, 9.5 - r)`` (``start="any"``)
     or ``U(8.5 - r, 9.5 - r)`` (``start="top"``, parabola).
     """
 
