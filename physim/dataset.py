@@ -1,0 +1,278 @@
+"""Datasets on disk: open one, read records at random, render frames on demand.
+
+A dataset folder holds ``manifest.json`` and one folder per split of shards (see
+:mod:`physim.shards` for the columns and :mod:`physim.generate` for how they are made)::
+
+    ds = physim.dataset.open("data/uniform")       # all splits; open(path, split="id") for one
+    len(ds); rec = ds[0]                            # a physim.Record (positions (T,N,2), ...)
+    ds.ids[:3]; ds.index("uniform-train-0000042")
+    frames = ds.frames(0, resolution=64)            # (T, 64, 64, 3) uint8, rendered now
+
+Shards are memory-mapped; each one is checked (size, sha256 against the manifest, column
+shapes) the first time it is touched, and a bad one raises :class:`DatasetError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from physim import shards as sh
+from physim import world
+from physim.generate import MANIFEST_VERSION, make_spec
+from physim.record import Record
+
+
+class DatasetError(ValueError):
+    """A dataset folder that cannot be read as asked (the message says why)."""
+
+
+def generate(*args, **kwargs) -> dict:
+    """Generate a split of a dataset; see :func:`physim.generate.generate`."""
+    from physim.generate import generate as _generate
+
+    return _generate(*args, **kwargs)
+
+
+def read_manifest(path) -> dict:
+    """The manifest of dataset folder ``path``, after checking its format version."""
+    p = Path(path) / "manifest.json"
+    if not p.is_file():
+        if Path(path).is_dir() and any(Path(path).glob("*/plan.json")):
+            raise DatasetError(
+                f"{path} has no manifest.json: its generation is incomplete; "
+                "re-run the same `physim generate` command to finish it"
+            )
+        raise DatasetError(f"{path} is not a physim dataset (no manifest.json)")
+    try:
+        manifest = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{p} is not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "physim-dataset":
+        raise DatasetError(f"{p} is not a physim dataset manifest")
+    version = manifest.get("format_version")
+    if version != MANIFEST_VERSION:
+        raise DatasetError(
+            f"{p} has unknown manifest format version {version!r}; "
+            f"this physim reads version {MANIFEST_VERSION}"
+        )
+    return manifest
+
+
+class Dataset:
+    """Random access over the videos of one or all splits of a dataset folder.
+
+    Videos are ordered split by split (sorted names), shard by shard. Picklable (open shard
+    maps are dropped and reopened), so it can feed worker processes.
+
+    Args:
+      path: the dataset folder.
+      split: one split, or None for all.
+      verify: check each shard's sha256 against the manifest when first opened.
+    """
+
+    def __init__(self, path, split: str | None = None, verify: bool = True):
+        self.path = Path(path)
+        self.manifest = read_manifest(path)
+        known = sorted(self.manifest["splits"])
+        if split is not None and split not in known:
+            raise DatasetError(f"{path} has no split {split!r}; it has {known}")
+        self.splits = [split] if split is not None else known
+        self.verify = verify
+        self._entries = [e for s in self.splits for e in self.manifest["splits"][s]["shards"]]
+        counts = [int(e["count"]) for e in self._entries]
+        self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self._open: dict[int, sh.Shard] = {}
+        self._ids: list[str] | None = None
+        self._spec = None
+
+    # -- metadata ----------------------------------------------------------------------
+    @property
+    def scenario(self) -> str:
+        return self.manifest["scenario"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.manifest["seed"])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.manifest["conventions"]["frames"])
+
+    @property
+    def max_bodies(self) -> int:
+        return max(int(self.manifest["splits"][s]["max_bodies"]) for s in self.splits)
+
+    @property
+    def spec(self):
+        """The scenario spec the dataset was made with (None if it cannot be rebuilt here)."""
+        if self._spec is None:
+            try:
+                self._spec = make_spec(self.scenario, self.manifest["spec"])
+            except (ValueError, TypeError, ImportError):
+                self._spec = False
+        return self._spec or None
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r}, splits={self.splits}, videos={len(self)})"
+
+    # -- shards ------------------------------------------------------------------------
+    def shard(self, s: int) -> sh.Shard:
+        """Shard number ``s`` (in this view's order), opened and checked on first use."""
+        if s in self._open:
+            return self._open[s]
+        entry = self._entries[s]
+        path = self.path / entry["file"]
+        if not path.is_file():
+            raise DatasetError(f"shard {path} is missing")
+        if path.stat().st_size != entry["bytes"]:
+            raise DatasetError(
+                f"shard {path} has {path.stat().st_size} bytes, the manifest says {entry['bytes']}"
+            )
+        if self.verify and sh.file_sha256(path) != entry["sha256"]:
+            raise DatasetError(f"shard {path} is corrupt: its sha256 does not match the manifest")
+        try:
+            shard = sh.Shard(path)
+            shard.check(count=int(entry["count"]), n_frames=self.n_frames)
+        except sh.ShardError as e:
+            raise DatasetError(str(e)) from None
+        self._open[s] = shard
+        return shard
+
+    def verify_all(self) -> None:
+        """Open and check every shard (raises :class:`DatasetError` on the first bad one)."""
+        for s in range(len(self._entries)):
+            self.shard(s)
+
+    def locate(self, i) -> tuple[int, int]:
+        """(shard number, row in shard) of video ``i``; negative ``i`` counts from the end."""
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}")
+        n = len(self)
+        j = int(i) + n if i < 0 else int(i)
+        if not 0 <= j < n:
+            raise IndexError(f"video {i} out of range for a dataset of {n}")
+        s = int(np.searchsorted(self._starts, j, side="right")) - 1
+        return s, j - int(self._starts[s])
+
+    # -- access ------------------------------------------------------------------------
+    def __getitem__(self, i) -> Record:
+        s, k = self.locate(i)
+        return self.shard(s).record(k)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def states(self, i) -> dict[str, np.ndarray]:
+        """Drawing arrays of video ``i`` (read-only views): positions (T,N,2), velocities,
+        angles (T,N), radii (N,), shape and colour codes (N,)."""
+        s, k = self.locate(i)
+        return self.shard(s).states(k)
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of all videos, in order."""
+        if self._ids is None:
+            ids = []
+            for s in range(len(self._entries)):
+                shard = self.shard(s)
+                ids.extend(shard.video_id(k) for k in range(len(shard)))
+            self._ids = ids
+        return self._ids
+
+    def index(self, video_id: str) -> int:
+        """Position of the video with id ``video_id``; ``KeyError`` if absent."""
+        m = re.fullmatch(r"(.+)-(\d+)", video_id)
+        if m and video_id.startswith(self.scenario + "-"):
+            split, idx = m.group(1)[len(self.scenario) + 1 :], int(m.group(2))
+            for s, e in enumerate(self._entries):
+                if not (e["file"].startswith(split + "/") and e["count"]):
+                    continue
+                if e["first_index"] <= idx <= e["last_index"]:
+                    shard = self.shard(s)
+                    k = int(np.searchsorted(shard["index"], idx))
+                    if k < len(shard) and shard.video_id(k) == video_id:
+                        return int(self._starts[s]) + k
+        try:
+            return self.ids.index(video_id)
+        except ValueError:
+            raise KeyError(f"no video {video_id!r} in {self.path}") from None
+
+    # -- rendering ---------------------------------------------------------------------
+    def geometry(self, i):
+        """The :class:`physim.render.Geometry` that draws video ``i`` (body frame).
+
+        A scenario spec may define ``geometry(record)`` (composite bodies); otherwise one
+        primitive per object, from its shape, radius and colour.
+        """
+        from physim import render
+
+        spec = self.spec
+        if spec is not None and hasattr(spec, "geometry"):
+            return spec.geometry(self[i])
+        st = self.states(i)
+        objects = world.Objects(
+            radii=np.asarray(st["radii"], dtype=np.float64),
+            masses=np.ones(len(st["radii"])),
+            shapes=tuple(world.SHAPES[c] for c in st["shapes"]),
+            colors=tuple(COLOR_TABLE[c] for c in st["colors"]),
+        )
+        return render.Geometry.from_objects(objects)
+
+    def frames(self, i, resolution: int = world.DEFAULT_RESOLUTION, n_frames=None, flip=False):
+        """Render video ``i``: (T, R, R, 3) uint8 (first ``n_frames`` frames if given;
+        mirrored about x = 5 with ``flip``, exactly as ``self[i].flip_horizontal()``)."""
+        from physim import render
+
+        st = self.states(i)
+        t = st["positions"].shape[0] if n_frames is None else int(n_frames)
+        if not 1 <= t <= st["positions"].shape[0]:
+            raise ValueError(f"n_frames must be in [1, {st['positions'].shape[0]}], got {n_frames}")
+        pos, ang, geom = st["positions"][:t], st["angles"][:t], self.geometry(i)
+        if flip:
+            pos, ang, geom = flip_states(pos, ang, geom)
+        return render.render_bodies(geom, pos, ang, resolution)
+
+    # -- pickling (worker processes) ---------------------------------------------------
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_open"] = {}
+        state["_spec"] = None
+        return state
+
+    def close(self) -> None:
+        for shard in self._open.values():
+            shard.close()
+        self._open = {}
+
+
+COLOR_TABLE: tuple[str, ...] = tuple(world.PALETTE)
+
+
+def flip_states(positions, angles, geometry):
+    """Mirror a scene about x = WORLD_SIZE / 2: positions (T,N,2), angles (T,N) and the
+    body-frame geometry (its local x negated, so asymmetric bodies mirror too)."""
+    pos = np.array(positions, dtype=np.float64)
+    pos[..., 0] = world.WORLD_SIZE - pos[..., 0]
+    params = geometry.params.copy()
+    params[:, 0] = -params[:, 0]
+    verts = geometry.verts.copy()
+    verts[:, 0] = -verts[:, 0]
+    g = dataclasses.replace(geometry, params=params, verts=verts)
+    return pos, -np.asarray(angles, dtype=np.float64), g
+
+
+def open(path, split: str | None = None, verify: bool = True) -> Dataset:  # noqa: A001
+    """Open the dataset folder ``path`` (see :class:`Dataset`)."""
+    if not os.path.isdir(path):
+        raise DatasetError(f"{path} is not a directory")
+    return Dataset(path, split=split, verify=verify)

@@ -1,0 +1,485 @@
+"""Dataset generation: plan, shards, resume and the manifest.
+
+A split of N videos is cut into shards of ``shard_size`` consecutive video positions.
+Shard k is a pure function of (scenario spec, seed, split, selected indices, k): the same
+bytes whichever process, worker count, ``--shards`` range or executor computes it. A run:
+
+1. validates everything (scenario, keys, N, seed, output folder) before writing anything;
+2. writes ``DIR/<split>/plan.json`` (identical bytes on every run of the same command);
+3. skips shards that are complete and verified (their checksum matches their sidecar),
+   computes the others and writes each through a temp file and a rename, then its sidecar
+   ``.shard-*.json`` (checksum, count, level counts, parameter ranges);
+4. when every shard of the split is there, writes ``DIR/manifest.json`` (atomically).
+
+A run killed at any point leaves only complete shards; re-running finishes the job with
+the same bytes. Evaluation splits (``id``, ``ood``, ...) are the scenario's Cartesian grid:
+with ``n`` below the grid size, ``n`` rows evenly spaced over the grid are taken (rows
+``floor(k * G / n)``); with ``n`` at or above it, the whole grid. Grid rows whose placement is
+impossible are dropped, so a grid split can hold fewer videos than rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+import physim
+from physim import shards as sh
+from physim import world
+
+MANIFEST_VERSION = 1
+DEFAULT_SHARD_SIZE = 10_000  # batch scenarios (a few MB per shard)
+DEFAULT_RECORD_SHARD_SIZE = 100  # per-video (slow) scenarios: small shards resume finely
+
+
+# --------------------------------------------------------------------------- scenario specs
+
+
+def _jsonable(v):
+    if isinstance(v, tuple | list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
+def spec_fields(spec) -> dict:
+    """JSON-able init fields of a scenario spec (a frozen dataclass)."""
+    if not dataclasses.is_dataclass(spec):
+        raise ValueError(f"scenario spec must be a dataclass, got {type(spec).__name__}")
+    return {f.name: _jsonable(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.init}
+
+
+def make_spec(scenario: str, fields: dict | None = None):
+    """Scenario spec from its registry name and (JSON) fields; ``ValueError`` if unknown."""
+    from physim.scenarios import scenario as lookup
+
+    return lookup(scenario, **{k: _tuples(v) for k, v in (fields or {}).items()})
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_spec(scenario: str, fields_json: str):
+    return make_spec(scenario, json.loads(fields_json))
+
+
+def _canon(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a split of a dataset is: everything its bytes depend on.
+
+    Attributes:
+      scenario: registry name; spec: its fields (JSON); seed: dataset seed; split: name.
+      n: videos requested; grid_size: rows of the split's grid (None for random splits).
+      shard_size: video positions per shard; physim_version: the writing version.
+    """
+
+    scenario: str
+    spec: dict
+    seed: int
+    split: str
+    n: int
+    grid_size: int | None
+    shard_size: int
+    physim_version: str = physim.__version__
+    format_version: int = MANIFEST_VERSION
+
+    @property
+    def n_selected(self) -> int:
+        return self.n if self.grid_size is None else min(self.n, self.grid_size)
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_selected // self.shard_size)
+
+    @property
+    def spec_sha(self) -> str:
+        return hashlib.sha256(_canon([self.scenario, self.spec]).encode()).hexdigest()
+
+    def indices(self, k: int) -> np.ndarray:
+        """(m,) int64 video indices (grid rows for eval splits) of shard ``k``."""
+        pos = np.arange(k * self.shard_size, min((k + 1) * self.shard_size, self.n_selected))
+        if self.grid_size is None or self.n >= self.grid_size:
+            return pos.astype(np.int64)
+        return (pos * self.grid_size) // self.n  # n rows evenly spaced over the grid
+
+    def shard_file(self, k: int) -> str:
+        return f"{self.split}/shard-{k:05d}-of-{self.n_shards:05d}.npz"
+
+    def sidecar_file(self, k: int) -> str:
+        return f"{self.split}/.shard-{k:05d}-of-{self.n_shards:05d}.json"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1) + "\n"
+
+    @property
+    def selection(self) -> str:
+        if self.grid_size is None:
+            return f"random: indices 0..{self.n - 1}"
+        if self.n >= self.grid_size:
+            return f"grid: all {self.grid_size} rows"
+        return f"grid: {self.n} of {self.grid_size} rows, evenly spaced (row = floor(k*G/n))"
+
+
+def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_size=None) -> Plan:
+    """Validated :class:`Plan`. ``scenario`` is a registry name or a spec object."""
+    if isinstance(scenario, str):
+        spec = make_spec(scenario, dict(overrides or {}))
+        name = scenario
+    else:
+        spec, name = scenario, type(scenario).name
+        if overrides:
+            spec = dataclasses.replace(spec, **overrides)
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
+        raise ValueError(f"--n must be a positive integer, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ValueError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
+    splits = getattr(spec, "splits", ("train",))
+    if split not in splits:
+        raise ValueError(f"{name}: unknown split {split!r}; known: {list(splits)}")
+    grid = spec.size(split) if hasattr(spec, "size") else None
+    if shard_size is None:
+        shard_size = DEFAULT_SHARD_SIZE if hasattr(spec, "batch") else DEFAULT_RECORD_SHARD_SIZE
+    if isinstance(shard_size, bool) or int(shard_size) != shard_size or shard_size < 1:
+        raise ValueError(f"shard size must be a positive integer, got {shard_size!r}")
+    return Plan(name, spec_fields(spec), int(seed), split, int(n), grid, int(shard_size))
+
+
+# --------------------------------------------------------------------------- one shard
+
+
+def shard_columns(plan: Plan, k: int) -> dict[str, np.ndarray]:
+    """Columns of shard ``k`` (a pure function of the plan and k)."""
+    spec = _cached_spec(plan.scenario, _canon(plan.spec))
+    idx = plan.indices(k)
+    meta = {"shard": k, "n_shards": plan.n_shards, "spec_sha": plan.spec_sha}
+    if hasattr(spec, "batch"):
+        return sh.columns_from_batch(spec.batch(plan.seed, plan.split, idx), meta)
+    recs = [spec.sample(plan.seed, plan.split, int(i)) for i in idx]
+    return sh.columns_from_records(recs, plan.scenario, plan.split, plan.seed, meta)
+
+
+def _shard_info(plan: Plan, k: int, cols, data: bytes) -> dict:
+    meta = json.loads(str(cols["meta"][()]))
+    index, level = cols["index"], cols["level"]
+    counts = np.bincount(level, minlength=len(meta["levels"])) if len(level) else []
+    params = {}
+    for name, v in cols.items():
+        if name.startswith("param.") and np.isfinite(v).any():
+            params[name[6:]] = [float(np.nanmin(v)), float(np.nanmax(v))]
+    return {
+        "shard": k,
+        "file": plan.shard_file(k),
+        "count": int(len(index)),
+        "sha256": sh.sha256(data),
+        "bytes": len(data),
+        "first_index": int(index[0]) if len(index) else None,
+        "last_index": int(index[-1]) if len(index) else None,
+        "levels": {lv: int(c) for lv, c in zip(meta["levels"], counts, strict=False) if c},
+        "params": params,
+        "max_bodies": int(cols["n_bodies"].max(initial=0)),
+    }
+
+
+def shard_payload(plan_json: str, k: int) -> tuple[bytes, dict]:
+    """Bytes and sidecar info of shard ``k`` (runs anywhere: a worker, a Ray task)."""
+    plan = Plan(**json.loads(plan_json))
+    cols = shard_columns(plan, k)
+    data = sh.npz_bytes(cols)
+    return data, _shard_info(plan, k, cols, data)
+
+
+def store_shard(out, plan: Plan, k: int, data: bytes, info: dict) -> dict:
+    """Write a shard, then its sidecar, each atomically."""
+    sh.atomic_write(Path(out) / plan.shard_file(k), data)
+    sh.atomic_write(Path(out) / plan.sidecar_file(k), (_canon(info) + "\n").encode())
+    return info
+
+
+def write_shard(out: str, plan_json: str, k: int) -> dict:
+    """Compute and write shard ``k``; returns its info (the local executor's task)."""
+    data, info = shard_payload(plan_json, k)
+    return store_shard(out, Plan(**json.loads(plan_json)), k, data, info)
+
+
+def verified_info(out, plan: Plan, k: int) -> dict | None:
+    """Sidecar info of shard ``k`` if the shard is complete and intact, else None."""
+    path, side = Path(out) / plan.shard_file(k), Path(out) / plan.sidecar_file(k)
+    if not (path.exists() and side.exists()):
+        return None
+    try:
+        info = json.loads(side.read_text())
+        if info.get("bytes") != path.stat().st_size or sh.file_sha256(path) != info.get("sha256"):
+            return None
+        shard = sh.Shard(path)
+        try:
+            shard.check(count=info["count"])
+            m = shard.meta
+            ok = (m.get("spec_sha"), m.get("shard"), m.get("seed")) == (plan.spec_sha, k, plan.seed)
+        finally:
+            shard.close()
+        return info if ok else None
+    except (ValueError, KeyError, OSError):
+        return None
+
+
+# --------------------------------------------------------------------------- output folder
+
+
+def read_plan(out, split: str) -> Plan | None:
+    p = Path(out) / split / "plan.json"
+    if not p.exists():
+        return None
+    try:
+        return Plan(**json.loads(p.read_text()))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{p} is not a readable physim plan ({e})") from None
+
+
+def _existing_plans(out: Path) -> list[Plan]:
+    plans = []
+    for entry in sorted(os.listdir(out)):
+        if (out / entry / "plan.json").is_file():
+            plans.append(read_plan(out, entry))
+    return plans
+
+
+def check_out(out, plan: Plan) -> None:
+    """Raise ``ValueError`` unless ``out`` can receive this split (nothing is written).
+
+    ``out`` must be absent, empty, or a physim dataset of the same scenario spec and seed
+    (another split, or this very split with the same plan: a resume).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {out} exists and is not a directory")
+    if not out.exists():
+        parent = next((p for p in out.parents if p.exists()), Path("."))
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot create output directory {out}: {parent} is not writable")
+        return
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"output directory {out} is not writable")
+    entries = [e for e in os.listdir(out) if not e.startswith(".tmp-")]
+    plans = _existing_plans(out)
+    if entries and not plans and not (out / "manifest.json").exists():
+        raise ValueError(
+            f"output directory {out} is not empty and is not a physim dataset; "
+            "refusing to write into it (choose an empty or new directory)"
+        )
+    for other in plans:
+        if (other.scenario, other.spec, other.seed) != (plan.scenario, plan.spec, plan.seed):
+            raise ValueError(
+                f"{out} holds a dataset of scenario {other.scenario!r} with seed {other.seed} "
+                "and another spec; use a different --out"
+            )
+        if other.split == plan.split and other != plan:
+            diff = [
+                f"{f.name}={getattr(other, f.name)!r}"
+                for f in dataclasses.fields(Plan)
+                if getattr(other, f.name) != getattr(plan, f.name)
+            ]
+            raise ValueError(
+                f"{out}/{plan.split} was generated with a different plan ({', '.join(diff)}); "
+                "use a different --out"
+            )
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def split_summary(out, plan: Plan) -> dict | None:
+    """Manifest entry of a split if all its shards have sidecars, else None."""
+    infos = []
+    for k in range(plan.n_shards):
+        side = Path(out) / plan.sidecar_file(k)
+        if not side.exists():
+            return None
+        infos.append(json.loads(side.read_text()))
+    levels: dict[str, int] = {}
+    params: dict[str, list[float]] = {}
+    for info in infos:
+        for lv, c in info["levels"].items():
+            levels[lv] = levels.get(lv, 0) + c
+        for p, (lo, hi) in info["params"].items():
+            cur = params.get(p, [lo, hi])
+            params[p] = [min(cur[0], lo), max(cur[1], hi)]
+    keep = ("file", "count", "sha256", "bytes", "first_index", "last_index")
+    return {
+        "n_requested": plan.n,
+        "count": sum(i["count"] for i in infos),
+        "selection": plan.selection,
+        "grid_size": plan.grid_size,
+        "shard_size": plan.shard_size,
+        "levels": levels,
+        "params": params,
+        "max_bodies": max((i["max_bodies"] for i in infos), default=0),
+        "shards": [{k: i[k] for k in keep} for i in infos],
+    }
+
+
+def build_manifest(out) -> dict | None:
+    """Manifest of every complete split in ``out`` (None if no split is complete)."""
+    out = Path(out)
+    splits, first = {}, None
+    for plan in _existing_plans(out):
+        summary = split_summary(out, plan)
+        if summary is not None:
+            splits[plan.split] = summary
+            first = first or plan
+    if first is None:
+        return None
+    spec = _cached_spec(first.scenario, _canon(first.spec))
+    return {
+        "format": "physim-dataset",
+        "format_version": MANIFEST_VERSION,
+        "physim_version": first.physim_version,
+        "scenario": first.scenario,
+        "spec": first.spec,
+        "seed": first.seed,
+        "conventions": {
+            "world_size": world.WORLD_SIZE,
+            "frame_dt": float(getattr(spec, "dt", world.FRAME_DT)),
+            "frames": int(getattr(spec, "n_frames", world.N_FRAMES)),
+            "n_cond": int(getattr(spec, "n_cond", 3)),
+            "default_resolution": world.DEFAULT_RESOLUTION,
+            "frame_times": "t_k = k * frame_dt exactly (the paper: after a first 0.01 s step)",
+            "pixels": "col = x / world_size * R, row = (world_size - y) / world_size * R; y up",
+            "state_dtype": "float64",
+            "shard_format": sh.SHARD_FORMAT,
+        },
+        "counts": {s: {"total": v["count"], "levels": v["levels"]} for s, v in splits.items()},
+        "splits": splits,
+    }
+
+
+def write_manifest(out) -> dict | None:
+    manifest = build_manifest(out)
+    if manifest is not None:
+        text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+        sh.atomic_write(Path(out) / "manifest.json", text.encode())
+    return manifest
+
+
+# --------------------------------------------------------------------------- generate
+
+
+def parse_shards(text: str | None, n_shards: int) -> range:
+    """``"A:B"`` (either side optional, B exclusive) -> range of shard indices."""
+    if text is None:
+        return range(n_shards)
+    try:
+        a, b = (text.split(":") + [""])[:2] if ":" in text else (text, str(int(text) + 1))
+        lo = int(a) if a.strip() else 0
+        hi = int(b) if b.strip() else n_shards
+    except ValueError:
+        raise ValueError(f"--shards must look like A:B, got {text!r}") from None
+    if not 0 <= lo < hi <= n_shards:
+        raise ValueError(f"--shards {text} is outside 0:{n_shards} (this split has {n_shards})")
+    return range(lo, hi)
+
+
+def generate(
+    scenario,
+    split: str = "train",
+    n: int = 1000,
+    seed: int = 0,
+    out=None,
+    *,
+    overrides: dict | None = None,
+    workers: int = 1,
+    shards: str | Iterable[int] | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    shard_size: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Generate (or finish) split ``split`` of a dataset in ``out``; see the module docstring.
+
+    Args:
+      scenario: registry name (``"uniform"``) or a scenario spec object.
+      split: ``"train"`` (random draws) or an evaluation split (``"id"``, ``"ood"``).
+      n: videos requested (> 0); eval splits take at most their grid.
+      seed: dataset seed in [0, 2**63).
+      out: output directory (absent, empty, or a dataset of the same spec and seed).
+      overrides: scenario fields to replace (``{"v_id": (1.0, 3.0)}``).
+      workers: processes (local executor) or concurrent tasks (Ray).
+      shards: ``"A:B"`` or an iterable of shard indices: compute only these.
+      executor: ``"local"`` or ``"ray"``; address: a Ray cluster address (None: local Ray).
+      shard_size: videos per shard (part of the dataset's identity).
+      progress: show a tqdm bar.
+
+    Returns:
+      dict with ``videos`` (written in this run), ``written``/``skipped`` shard counts,
+      ``n_shards``, ``seconds``, ``complete`` (manifest written) and ``out``.
+    """
+    from physim import executors
+
+    t0 = time.perf_counter()
+    if out is None:
+        raise ValueError("an output directory is required")
+    plan = make_plan(scenario, split, n, seed, overrides, shard_size)
+    todo_range = (
+        parse_shards(shards, plan.n_shards)
+        if shards is None or isinstance(shards, str)
+        else sorted(set(int(k) for k in shards))
+    )
+    if any(not 0 <= k < plan.n_shards for k in todo_range):
+        raise ValueError(f"shard indices must be in [0, {plan.n_shards})")
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise ValueError(f"--workers must be a positive integer, got {workers!r}")
+    executors.check(executor)
+    check_out(out, plan)
+
+    out = Path(out)
+    (out / plan.split).mkdir(parents=True, exist_ok=True)
+    plan_path = out / plan.split / "plan.json"
+    if not plan_path.exists():
+        sh.atomic_write(plan_path, plan.to_json().encode())
+    sh.clean_stale_temps(out / plan.split)
+    sh.clean_stale_temps(out)
+
+    todo = [k for k in todo_range if verified_info(out, plan, k) is None]
+    plan_json = plan.to_json()
+    videos = 0
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        total = sum(len(plan.indices(k)) for k in todo)
+        bar = tqdm(total=total, unit="video", desc=f"{plan.scenario}/{plan.split}", smoothing=0.1)
+    try:
+        for info in executors.run_shards(out, plan_json, todo, workers, executor, address):
+            videos += info["count"]
+            if bar is not None:
+                bar.update(len(plan.indices(info["shard"])))
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest = write_manifest(out) if split_summary(out, plan) is not None else None
+    return {
+        "out": str(out),
+        "videos": videos,
+        "written": len(todo),
+        "skipped": len(todo_range) - len(todo),
+        "n_shards": plan.n_shards,
+        "complete": manifest is not None and plan.split in manifest["splits"],
+        "seconds": time.perf_counter() - t0,
+    }
