@@ -323,6 +323,41 @@ def build_space(bodies, config: RigidConfig, step: float = world.FRAME_DT / 100)
     return space, pm_bodies, owner
 
 
+def _state_reader(space: pymunk.Space, pm: list[pymunk.Body]):
+    """A function filling a (B, 6) array with (x, y, angle, vx, vy, w) of ``pm``.
+
+    Uses pymunk's batch API (one C call per frame) when available, else per-body reads.
+    """
+    try:
+        import pymunk.batch as batch
+    except ImportError:  # pragma: no cover - pymunk without the batch module
+        batch = None
+    if batch is None:
+
+        def read_each(out):
+            for i, b in enumerate(pm):
+                out[i] = (*b.position, b.angle, *b.velocity, b.angular_velocity)
+
+        return read_each
+    f = batch.BodyFields
+    fields = f.BODY_ID | f.POSITION | f.ANGLE | f.VELOCITY | f.ANGULAR_VELOCITY
+    where = {b.id: i for i, b in enumerate(pm)}
+    buf = batch.Buffer()
+
+    def read_batch(out):
+        buf.clear()
+        batch.get_space_bodies(space, fields, buf)
+        ids = np.frombuffer(buf.int_buf(), dtype=np.uintp)
+        vals = np.frombuffer(buf.float_buf(), dtype=np.float64).reshape(len(ids), 6)
+        rows = np.array([where.get(int(i), -1) for i in ids])
+        keep = rows >= 0
+        if keep.sum() != len(pm):
+            raise RuntimeError("pymunk.batch did not report every body")
+        out[rows[keep]] = vals[keep]
+
+    return read_batch
+
+
 def simulate_bodies(
     bodies,
     config: RigidConfig,
@@ -386,38 +421,19 @@ def simulate_bodies(
                 last_sep[p] = step_now[0]
 
     space.on_collision(begin=on_begin, separate=on_separate)
-    pos = np.zeros((n_frames, nb, 2))
-    vel = np.zeros((n_frames, nb, 2))
-    ang = np.zeros((n_frames, nb))
-    angv = np.zeros((n_frames, nb))
-    ke = np.zeros(n_frames)
-    pe = np.zeros(n_frames)
-    g = np.asarray(config.gravity, dtype=np.float64)
     dyn = [i for i, b in enumerate(bodies) if not b.static]
     masses = np.array([np.inf if b.static else pm[i].mass for i, b in enumerate(bodies)])
     moments = np.array([np.inf if b.static else pm[i].moment for i, b in enumerate(bodies)])
     cogs = np.array([tuple(p.center_of_gravity) for p in pm], dtype=np.float64)
-
-    def record(k):
-        for i, body in enumerate(pm):
-            p = body.position
-            pos[k, i] = p.x, p.y
-            v = body.velocity_at_local_point((0.0, 0.0))
-            vel[k, i] = v.x, v.y
-            ang[k, i] = body.angle
-            angv[k, i] = body.angular_velocity
-        for i in dyn:
-            body = pm[i]
-            v, w = body.velocity, body.angular_velocity  # (pymunk's kinetic_energy omits ½)
-            ke[k] += 0.5 * body.mass * (v.x * v.x + v.y * v.y) + 0.5 * body.moment * w * w
-            c = body.local_to_world(body.center_of_gravity)
-            pe[k] -= body.mass * (g[0] * c.x + g[1] * c.y)
-
+    # raw[k, i] = (x, y, angle, vx, vy, w) of body i at frame k; pymunk reports the
+    # position of the body origin but the velocity of the centre of gravity.
+    raw = np.zeros((n_frames, nb, 6))
+    read = _state_reader(space, pm)
     # Box2D damps w by 1 / (1 + h c) every step; we apply the compounded factor once per
     # frame (identical for constant w, and c is tiny), which avoids a Python callback per
     # body and step.
     damp = (1.0 + h * config.angular_damping) ** -config.substeps
-    record(0)
+    read(raw[0])
     for k in range(1, n_frames):
         for _ in range(config.substeps):
             step_now[0] += 1
@@ -425,15 +441,23 @@ def simulate_bodies(
         if config.angular_damping > 0:
             for i in dyn:
                 pm[i].angular_velocity *= damp
-        record(k)
+        read(raw[k])
+    pos, ang, v_cog, angv = raw[..., :2], raw[..., 2], raw[..., 3:5], raw[..., 5]
+    c, s = np.cos(ang), np.sin(ang)
+    r = np.stack([c * cogs[:, 0] - s * cogs[:, 1], s * cogs[:, 0] + c * cogs[:, 1]], -1)
+    vel = v_cog + np.stack([angv * r[..., 1], -angv * r[..., 0]], -1)  # origin = cog - r
+    g = np.asarray(config.gravity, dtype=np.float64)
+    m, inertia = masses[dyn], moments[dyn]
+    ke = 0.5 * (m * (v_cog[:, dyn] ** 2).sum(-1) + inertia * angv[:, dyn] ** 2).sum(-1)
+    pe = -(m * ((pos[:, dyn] + r[:, dyn]) @ g)).sum(-1)
     ev = np.array(events, dtype=np.int64).reshape(-1, 3)
     times = ev[:, 0] * h
     traj = Trajectory(
         times=world.frame_times(n_frames, dt),
-        positions=pos,
+        positions=np.ascontiguousarray(pos),
         velocities=vel,
-        angles=ang,
-        angular_velocities=angv,
+        angles=np.ascontiguousarray(ang),
+        angular_velocities=np.ascontiguousarray(angv),
         event_times=times.astype(np.float64),
         event_frames=np.ceil(ev[:, 0] / config.substeps - 1e-9).astype(np.int32),
         event_pairs=ev[:, 1:].astype(np.int32),

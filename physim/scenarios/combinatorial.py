@@ -26,6 +26,7 @@ masses and the physics constants. ``objects`` lists, per body, its bounding radi
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -180,7 +181,7 @@ class Combinatorial:
         if split in self.random_splits:
             level, params = self.sample_params(rng, split)
         else:
-            grid = self.grid(split)
+            grid = _grid(self, split)
             if index >= len(grid):
                 raise ValueError(f"{self.name}/{split}: index {index} >= grid size {len(grid)}")
             level, params = grid[index]
@@ -190,6 +191,11 @@ class Combinatorial:
     def records(self, seed: int, split: str, indices) -> list[Record]:
         """Videos ``indices`` of ``split`` (each a pure function of (seed, index))."""
         return [self.sample(seed, split, int(i)) for i in indices]
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(spec: Combinatorial, split: str) -> tuple[tuple[str, dict[str, int]], ...]:
+    return tuple(spec.grid(split))
 
 
 def _bounding_radius(body: BodySpec) -> float:
