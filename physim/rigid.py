@@ -215,7 +215,8 @@ class RigidConfig:
             raise ValueError(f"invalid RigidConfig field(s) {bad}: {self}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"engine": ENGINE}
+        d = dataclasses.asdict(self) | {"engine": ENGINE}
+        return d | {"gravity": [float(g) for g in self.gravity]}  # JSON-native (no tuples)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -226,3 +226,20 @@ def test_geometry_for_renderer(samples):
     red = np.all(frames[0] == world.color_rgb("phyre_red"), axis=-1)
     assert red.any()
     assert isinstance(g, render.Geometry)
+
+
+def test_dataset_roundtrip(tmp_path):
+    pytest.importorskip("physim.generate")
+    from physim import dataset, shards
+    from physim.generate import generate
+
+    res = generate("combinatorial", "in-template", 3, 5, tmp_path, overrides={"templates": 6},
+                   shard_size=3, progress=False)  # fmt: skip
+    assert res["complete"]
+    ds = dataset.open(tmp_path, "in-template")
+    spec = physim.scenario("combinatorial", templates=6)
+    for i in range(3):
+        rec = ds[i]
+        truth = spec.sample(5, "in-template", int(rec.id.rsplit("-", 1)[1]))
+        assert shards.records_equal(rec, truth)
+        np.testing.assert_array_equal(ds.frames(i, resolution=24), C.render(truth, 24))

@@ -19,8 +19,10 @@ Each :class:`~physim.record.Record` carries states of every body at every frame
 events (``event_pairs`` body indices; ``j < 0`` a wall), and in ``extra`` the geometry
 (JSON-able bodies: kind, shapes, static flag, colour, owning object type), the action,
 masses and the physics constants. ``objects`` lists, per body, its bounding radius
-(world units, around the body origin), mass (``inf`` for static bodies), kind
-(``ball``, ``bar``, ``jar``, ``sticks``) and colour.
+(world units, around the body origin), mass (``inf`` for static bodies), a coarse shape
+label (``ball``, or ``square`` for any polygonal body: bar, jar, sticks; the exact kind is
+``extra["bodies"][i]["kind"]``) and colour. Draw a record with :func:`geometry` (also
+``spec.geometry(record)``), not ``Geometry.from_objects``.
 """
 
 from __future__ import annotations
@@ -163,7 +165,9 @@ class Combinatorial:
         objects = world.Objects(
             radii=np.array([_bounding_radius(b) for b in bodies]),
             masses=roll.masses.copy(),
-            shapes=tuple(b.kind for b in bodies),
+            # world.SHAPES has no bar/jar/sticks codes: polygonal bodies are labelled
+            # "square"; the exact kind and geometry are in extra["bodies"].
+            shapes=tuple("ball" if b.kind == "ball" else "square" for b in bodies),
             colors=tuple(b.color for b in bodies),
         )
         return Record(
@@ -187,6 +191,10 @@ class Combinatorial:
             level, params = grid[index]
         vid = f"{self.name}-{split}-{int(index):07d}"
         return self.build(params, rng, id=vid, split=split, level=level, seed=seed)
+
+    def geometry(self, record: Record):
+        """The renderer's geometry of one of this scenario's records (see :func:`geometry`)."""
+        return geometry(record)
 
     def records(self, seed: int, split: str, indices) -> list[Record]:
         """Videos ``indices`` of ``split`` (each a pure function of (seed, index))."""
@@ -214,9 +222,9 @@ def bodies_of(record: Record) -> list[BodySpec]:
 
 
 def geometry(record: Record):
-    """The renderer's :class:`physim.render.Geometry` of a combinatorial record (body i
+    """The renderer's :class:`physim.geometry.Geometry` of a combinatorial record (body i
     = trajectory body i; static black, dynamic gray, action ball red)."""
-    from physim.render import Geometry
+    from physim.geometry import Geometry
 
     g = Geometry.empty()
     for i, b in enumerate(bodies_of(record)):
