@@ -269,7 +269,7 @@ def _new_overlaps(bodies, n_old: int) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)  # 70 templates x 100 tasks fit
 def task_layout(template: int, task: int, task_seed: int = 0, max_tries: int = 100):
     """The scene bodies of task ``task`` of ``template`` (no action ball).
 
