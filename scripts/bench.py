@@ -102,8 +102,10 @@ def main() -> None:
     ap.add_argument("sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
     ap.add_argument("--quick", action="store_true", help="shorter timings (less stable)")
     args = ap.parse_args()
-    print(f"# {time.strftime('%Y-%m-%d')} on {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, python {platform.python_version()}")
+    print(
+        f"# {time.strftime('%Y-%m-%d')} on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, python {platform.python_version()}"
+    )
     print("| what | ours | reference | ratio |\n|---|---|---|---|")
     for s in args.sections:
         for row in SECTIONS[s](args.quick):

@@ -54,7 +54,10 @@ def test_one_ball_ood_levels_and_sides(name):
         rs, vs = b.params["r_side"][sel], b.params["v_side"][sel]
         assert np.all((rs != 0) == ("r" in lv)) and np.all((vs != 0) == ("v" in lv))
         assert {-1.0, 1.0} <= set(rs) | set(vs)  # both sides drawn
-    for p, low, high, iv in (("r", spec.r_low, spec.r_high, spec.r_id), ("v", spec.v_low, spec.v_high, spec.v_id)):
+    for p, low, high, iv in (
+        ("r", spec.r_low, spec.r_high, spec.r_id),
+        ("v", spec.v_low, spec.v_high, spec.v_id),
+    ):
         side, x = b.params[p + "_side"], b.params[p]
         assert within(x[side < 0], low) and within(x[side > 0], high) and within(x[side == 0], iv)
     # Fast OOD balls cannot stay 24 frames in view: they start at the left edge instead.
