@@ -1,0 +1,77 @@
+"""orbax checkpoints of a run: params, optimiser state, EMA params and JSON metadata.
+
+Layout: ``{workdir}/checkpoints/{step}/{params,opt_state,ema,meta}``. ``meta`` holds the
+config (``configs.to_dict``), the data iterator state and anything else JSON-able, so a
+checkpoint alone is enough to resume or to sample.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+from models import configs
+
+
+def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
+    """A checkpoint manager over ``{workdir}/checkpoints`` keeping the last ``keep``."""
+    path = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    return ocp.CheckpointManager(
+        path, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state: dict, meta: dict) -> None:
+    """Save train ``state`` (dict with params, opt_state, ema) and ``meta`` at ``step``."""
+    mngr.save(step, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(state["params"]),
+        opt_state=ocp.args.StandardSave(state["opt_state"]),
+        ema=ocp.args.StandardSave(state["ema"]),
+        meta=ocp.args.JsonSave(meta)))
+    mngr.wait_until_finished()
+
+
+def _abstract(tree):
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def restore(mngr: ocp.CheckpointManager, like: dict, step: int | None = None):
+    """(state, meta) of checkpoint ``step`` (default latest); ``like`` gives the structure."""
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+        raise ValueError(f"no checkpoint in {mngr.directory}")
+    r = mngr.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_abstract(like["params"])),
+        opt_state=ocp.args.StandardRestore(_abstract(like["opt_state"])),
+        ema=ocp.args.StandardRestore(_abstract(like["ema"])),
+        meta=ocp.args.JsonRestore()))
+    state = {"params": r["params"], "opt_state": r["opt_state"], "ema": r["ema"]}
+    return state, dict(r["meta"])
+
+
+def read_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:
+    """(meta, step) of a run's checkpoint without touching the arrays."""
+    mngr = manager(workdir)
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+        raise ValueError(f"no checkpoint in {workdir!r}/checkpoints")
+    r = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(r["meta"]), step
+
+
+def load_weights(workdir: str, like_params, step: int | None = None, ema: bool = True):
+    """(params, meta): EMA (or raw) params of a run, shaped like ``like_params``."""
+    mngr = manager(workdir)
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+        raise ValueError(f"no checkpoint in {workdir!r}/checkpoints")
+    item = "ema" if ema else "params"
+    r = mngr.restore(step, args=ocp.args.Composite(
+        **{item: ocp.args.StandardRestore(_abstract(like_params))},
+        meta=ocp.args.JsonRestore()))
+    return r[item], dict(r["meta"])
+
+
+def config_of(meta: dict) -> configs.Config:
+    return configs.from_dict(meta["config"])

@@ -1,0 +1,310 @@
+"""Frozen configs for the models package and the preset registry.
+
+Every run is described by one :class:`Config` (data, network, diffusion and training
+parts). Presets are derived from a few bases with ``dataclasses.replace`` and kept in
+:data:`PRESETS`; ``apply_overrides(cfg, ["train.lr=3e-4"])`` changes single fields.
+
+Paper sizes (Kang et al. 2024, Table in §2.2): DiT-S/B/L/XL = 12/384/6, 12/768/12,
+24/1024/16, 28/1152/16 with 22.5M/89.5M/310M/456M parameters. Those counts fit a DiT
+whose timestep modulation is shared across blocks (adaLN-single, PixArt-α) rather than
+one 6·D² modulation MLP per block (which would give DiT-S 32M), so ``adaln="single"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Videos as the trainer sees them: uint8 (B, frames, resolution, resolution, 3)."""
+
+    resolution: int = 128  # pixels per side
+    frames: int = 32
+    n_cond: int = 3  # conditioning frames (3 basic scenarios, 1 combinatorial)
+    flip: bool = True  # random horizontal flip, the paper's only augmentation
+    seed: int = 0  # order of examples and flips
+
+
+@dataclass(frozen=True, kw_only=True)
+class VAEConfig:
+    """Convolutional video VAE (``models.vae``); ``widths`` has log2(spatial_down)+1 levels."""
+
+    spatial_down: int = 8  # 4 or 8
+    temporal_down: int = 4  # 1, 2 or 4 (causal)
+    latent_channels: int = 4
+    widths: tuple[int, ...] = (64, 128, 256, 256)  # per resolution level
+    kl_weight: float = 1e-6
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiTConfig:
+    """Diffusion transformer over spacetime patches of the (latent or pixel) video."""
+
+    depth: int = 12
+    width: int = 384
+    heads: int = 6
+    mlp_ratio: float = 4.0
+    patch: tuple[int, int, int] = (1, 2, 2)  # (time, height, width)
+    adaln: str = "single"  # "single": shared modulation MLP (PixArt); "block": DiT's per-block
+    abs_pos: bool = False  # add a fixed sin-cos embedding of (t, h, w) on top of 3D RoPE
+    rope_theta: float = 10000.0
+    dtype: str = "float32"  # compute dtype; the trainer switches to bfloat16 on GPU/TPU
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiffusionConfig:
+    """Objective and noise schedule (``models.diffusion``)."""
+
+    objective: str = "v"  # "v": v-prediction, zero terminal SNR; "flow_x": flow matching, x-pred
+    schedule: str = "linear"  # v only: "linear" (scaled-linear betas) or "cosine", both rescaled
+    num_timesteps: int = 1000  # v only: discrete training timesteps
+    sample_steps: int = 50  # DDIM / Euler steps
+    t_dist: str = "uniform"  # training noise levels: "uniform", "logit_normal" (flow_x) or
+    #   "grid": only the levels the sampler visits with sample_steps (train = sample levels)
+    t_mean: float = 0.0  # logit_normal: logit(t) ~ N(t_mean, t_std)
+    t_std: float = 1.0
+    x_loss: str = "x"  # flow_x: "x" = |x - x̂|², "v" = |v - v̂|² = |x - x̂|²/max(t, .05)² (JiT)
+    loss_on_cond: bool = False  # also score the (given) conditioning frames
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimiser, schedule and loop (``models.train``)."""
+
+    steps: int = 100_000
+    batch_size: int = 256  # global, over all devices and hosts
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    b1: float = 0.9
+    b2: float = 0.999
+    warmup: int = 1000
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    clip: float = 1.0  # global gradient norm
+    ema_decay: float = 0.9999
+    seed: int = 0
+    log_every: int = 50
+    ckpt_every: int = 1000
+    keep: int = 3  # checkpoints kept
+    precision: str = "auto"  # "auto": bfloat16 compute on GPU/TPU, float32 on CPU
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """One run: ``model`` is "dit" (pixel or latent space) or "vae"."""
+
+    name: str
+    model: str = "dit"
+    data: DataConfig = field(default_factory=DataConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    latent: bool = True  # dit: diffuse in the latent space of a frozen VAE (False: pixels)
+    vae_workdir: str = ""  # dit with latent=True: workdir of the trained VAE
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        validate(self)
+
+    @property
+    def diffusion_shape(self) -> tuple[int, int, int, int]:
+        """(T, H, W, C) of the tensor the DiT denoises (latent or pixel video)."""
+        d = self.data
+        if self.model == "dit" and self.latent:
+            v = self.vae
+            return (d.frames // v.temporal_down, d.resolution // v.spatial_down,
+                    d.resolution // v.spatial_down, v.latent_channels)
+        return (d.frames, d.resolution, d.resolution, 3)
+
+
+def validate(cfg: Config) -> None:
+    """Raise ``ValueError`` naming the first inconsistent field."""
+    d, n, v = cfg.data, cfg.dit, cfg.vae
+    if cfg.model not in ("dit", "vae"):
+        raise ValueError(f"model must be 'dit' or 'vae', got {cfg.model!r}")
+    if not 0 < d.n_cond < d.frames:
+        raise ValueError(f"data.n_cond={d.n_cond} must be in [1, frames={d.frames})")
+    if v.spatial_down not in (1, 2, 4, 8) or v.temporal_down not in (1, 2, 4):
+        raise ValueError(f"vae.spatial_down must be 4 or 8 (or 1/2) and temporal_down 1, 2 or 4, "
+                         f"got {v.spatial_down}, {v.temporal_down}")
+    if d.resolution % v.spatial_down or d.frames % v.temporal_down:
+        raise ValueError(f"data {d.frames}x{d.resolution}^2 not divisible by vae downsampling "
+                         f"{v.temporal_down}x{v.spatial_down}")
+    if cfg.model == "dit":
+        t, h, w, _ = cfg.diffusion_shape
+        pt, ph, pw = n.patch
+        if t % pt or h % ph or w % pw:
+            raise ValueError(f"dit.patch={n.patch} does not divide the diffusion shape {(t, h, w)}")
+        if n.width % n.heads or (n.width // n.heads) % 2 or n.width // n.heads < 6:
+            raise ValueError(f"dit.width/heads = {n.width}/{n.heads} must give an even head "
+                             "dim >= 6 (3D RoPE rotates pairs on 3 axes)")
+        if n.adaln not in ("single", "block"):
+            raise ValueError(f"dit.adaln must be 'single' or 'block', got {n.adaln!r}")
+    if cfg.diffusion.objective not in ("v", "flow_x"):
+        raise ValueError(f"diffusion.objective must be 'v' or 'flow_x', got "
+                         f"{cfg.diffusion.objective!r}")
+    if cfg.diffusion.t_dist not in ("uniform", "logit_normal", "grid"):
+        raise ValueError(f"diffusion.t_dist must be uniform, logit_normal or grid, got "
+                         f"{cfg.diffusion.t_dist!r}")
+    if cfg.diffusion.x_loss not in ("x", "v"):
+        raise ValueError(f"diffusion.x_loss must be 'x' or 'v', got {cfg.diffusion.x_loss!r}")
+    if cfg.diffusion.schedule not in ("linear", "cosine"):
+        raise ValueError(f"diffusion.schedule must be 'linear' or 'cosine', got "
+                         f"{cfg.diffusion.schedule!r}")
+    if cfg.train.batch_size < 1 or cfg.train.steps < 1:
+        raise ValueError("train.batch_size and train.steps must be >= 1")
+
+
+# ----------------------------------------------------------------------------- presets
+
+_PAPER = Config(name="paper-base", latent=True, vae=VAEConfig(spatial_down=8, temporal_down=4))
+
+
+def _dit(name: str, depth: int, width: int, heads: int, **kw) -> Config:
+    return replace(_PAPER, name=name, dit=replace(_PAPER.dit, depth=depth, width=width,
+                                                  heads=heads), **kw)
+
+
+# Tiny pixel-space DiT that learns uniform motion on 2 CPU cores (see docs/results.md):
+# 32x32 frames, a token per 16x16 quarter of a frame (128 tokens), x-prediction flow
+# matching trained on exactly the noise levels its 8-step sampler visits. No flip: the
+# ID evaluation videos all move +x, so flips would only spend capacity.
+_PX32 = Config(
+    name="dit-px32",
+    latent=False,
+    data=DataConfig(resolution=32, frames=32, n_cond=3, flip=False),
+    dit=DiTConfig(depth=4, width=128, heads=4, patch=(1, 16, 16), abs_pos=True),
+    diffusion=DiffusionConfig(objective="flow_x", sample_steps=8, t_dist="grid"),
+    train=TrainConfig(steps=6000, batch_size=16, lr=5e-4, warmup=200, ema_decay=0.999,
+                      log_every=25, ckpt_every=250, keep=4),
+)
+
+# Smallest possible models, for tests only (seconds per step on one core).
+_TEST_DATA = DataConfig(resolution=16, frames=4, n_cond=1)
+_TEST_TRAIN = TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9,
+                          log_every=1, ckpt_every=2)
+
+PRESETS: dict[str, Config] = {
+    "dit-s": _dit("dit-s", 12, 384, 6),
+    "dit-b": _dit("dit-b", 12, 768, 12),
+    "dit-l": _dit("dit-l", 24, 1024, 16),
+    "dit-xl": _dit("dit-xl", 28, 1152, 16),
+    "dit-px32": _PX32,
+    "dit-px32-v": replace(_PX32, name="dit-px32-v",
+                          diffusion=DiffusionConfig(objective="v", sample_steps=8,
+                                                    t_dist="grid")),
+    "dit-test": Config(
+        name="dit-test", latent=False, data=_TEST_DATA,
+        dit=DiTConfig(depth=1, width=24, heads=2, patch=(1, 4, 4), abs_pos=True),
+        diffusion=DiffusionConfig(objective="v", sample_steps=3), train=_TEST_TRAIN),
+    "dit-test-latent": Config(
+        name="dit-test-latent", latent=True, data=_TEST_DATA,
+        vae=VAEConfig(spatial_down=4, temporal_down=2, latent_channels=4, widths=(8, 8, 8)),
+        dit=DiTConfig(depth=1, width=24, heads=2, patch=(1, 2, 2)),
+        diffusion=DiffusionConfig(objective="flow_x", sample_steps=3), train=_TEST_TRAIN),
+    "vae-f8t4": Config(name="vae-f8t4", model="vae",
+                       vae=VAEConfig(spatial_down=8, temporal_down=4),
+                       train=replace(TrainConfig(), batch_size=32, lr=1e-4, steps=50_000)),
+    "vae-f4t2-32": Config(
+        name="vae-f4t2-32", model="vae", data=DataConfig(resolution=32),
+        vae=VAEConfig(spatial_down=4, temporal_down=2, latent_channels=4, widths=(32, 64, 64)),
+        train=TrainConfig(steps=5000, batch_size=8, lr=3e-4, warmup=200, ema_decay=0.999)),
+    "vae-test": Config(
+        name="vae-test", model="vae", data=_TEST_DATA,
+        vae=VAEConfig(spatial_down=4, temporal_down=2, latent_channels=4, widths=(8, 8, 8)),
+        train=_TEST_TRAIN),
+}
+
+
+def get_preset(name: str) -> Config:
+    """The registered preset ``name``; ``ValueError`` listing the known ones otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}") from None
+
+
+# ----------------------------------------------------------------------------- overrides & JSON
+
+def _convert(text: str, current, hint):
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise ValueError(f"expected a boolean, got {text!r}")
+    if isinstance(current, int):
+        return int(text)
+    if isinstance(current, float):
+        return float(text)
+    if isinstance(current, tuple):
+        items = [s for s in text.strip("()[] ").split(",") if s.strip()]
+        kind = type(current[0]) if current else int
+        return tuple(kind(s) for s in items)
+    return text
+
+
+def apply_overrides(cfg: Config, overrides: typing.Iterable[str]) -> Config:
+    """``cfg`` with ``"section.field=value"`` (or ``"field=value"``) overrides applied.
+
+    Values are parsed with the type of the current value; tuples as ``"1,8,8"``.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, text = item.split("=", 1)
+        path = key.strip().split(".")
+        objs = [cfg]
+        for name in path[:-1]:
+            sub = getattr(objs[-1], name, None)
+            if not dataclasses.is_dataclass(sub):
+                raise ValueError(f"override {key!r}: {name!r} is not a config section")
+            objs.append(sub)
+        leaf = path[-1]
+        if leaf not in {f.name for f in dataclasses.fields(objs[-1])}:
+            raise ValueError(f"override {key!r}: unknown field {leaf!r} of "
+                             f"{type(objs[-1]).__name__}")
+        try:
+            value = _convert(text.strip(), getattr(objs[-1], leaf), None)
+        except ValueError as e:
+            raise ValueError(f"override {key!r}: {e}") from None
+        for obj, name in zip(reversed(objs), reversed(path), strict=True):
+            value = replace(obj, **{name: value})
+        cfg = value
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    """JSON-able nested dict of ``cfg``."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict) -> Config:
+    """Inverse of :func:`to_dict` (lists become tuples)."""
+    def build(cls, values):
+        kw = {}
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            val = values[f.name]
+            hint = hints[f.name]
+            if dataclasses.is_dataclass(hint):
+                val = build(hint, val)
+            elif isinstance(val, list):
+                val = tuple(val)
+            kw[f.name] = val
+        return cls(**kw)
+    return build(Config, d)
+
+
+def to_json(cfg: Config) -> str:
+    return json.dumps(to_dict(cfg), indent=1, sort_keys=True)
+
+
+def from_json(text: str) -> Config:
+    return from_dict(json.loads(text))

@@ -1,0 +1,135 @@
+"""Sampling: load a trained DiT from its workdir and roll out videos from first frames.
+
+``physim sample --workdir W --data EVALDIR --out GEN [--steps N]`` writes, for every video
+of the physim dataset EVALDIR, ``GEN/{id}.npy``: the full-length uint8 (T, R, R, 3) video
+at the model's resolution, its first ``n_cond`` frames copied from the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models import checkpoint, diffusion, train
+
+
+@dataclasses.dataclass
+class Sampler:
+    """A trained DiT (EMA weights) ready to generate; build with :func:`load`."""
+
+    cfg: object
+    params: dict
+    parts: tuple  # (graphdef, template, rest) of the DiT
+    vae: tuple | None  # (vae_parts, frozen) for latent models
+
+    def generate(self, cond_frames, key, steps: int | None = None) -> np.ndarray:
+        """Videos (B, T, R, R, 3) uint8 from first frames ``cond_frames`` (B, c, R, R, 3)
+        uint8 (c >= the config's n_cond; extra frames are ignored). ``key``: one PRNG key,
+        folded with the row index, so a video does not depend on its batch mates."""
+        cfg = self.cfg
+        d = cfg.data
+        cond_frames = np.asarray(cond_frames)
+        if cond_frames.ndim != 5 or cond_frames.shape[1] < d.n_cond or cond_frames.shape[
+                2:] != (d.resolution, d.resolution, 3):
+            raise ValueError(f"cond_frames must be (B, >={d.n_cond}, {d.resolution}, "
+                             f"{d.resolution}, 3) uint8, got {cond_frames.shape}")
+        steps = steps or cfg.diffusion.sample_steps
+        b = cond_frames.shape[0]
+        known = cond_frames[:, : d.n_cond]
+        # Pad by repeating the last given frame (only matters for a causal VAE's latents).
+        video = np.concatenate([known, np.repeat(known[:, -1:], d.frames - d.n_cond, 1)], 1)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b))
+        out = _generate(self, jnp.asarray(video), keys, int(steps))
+        out = np.asarray(out)
+        out[:, : d.n_cond] = known
+        return out
+
+
+def _generate_impl(cfg, parts, vparts, steps, params, frozen, video, keys):
+    g, t, r = parts
+    net = train.merge(g, t, r, params)
+    x = train.to_float(video)  # (B, T, R, R, 3)
+    if vparts is not None:
+        vae = train.merge(*vparts, frozen["vae"])
+        x = vae.encode(x)[0] * frozen["scale"]  # (B, t, h, w, Cl)
+    mask = train.cond_mask(cfg, x.shape[0])  # (B, t)
+    cond = x * mask[:, :, None, None, None]
+    y = diffusion.sample(net, cond, mask, keys, cfg.diffusion, steps)
+    if vparts is not None:
+        y = vae.decode(y / frozen["scale"])  # (B, T, R, R, 3)
+    return jnp.clip(jnp.round((y + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+
+_JIT = {}
+
+
+def _generate(s: Sampler, video, keys, steps):
+    k = (id(s), steps)
+    if k not in _JIT:
+        vparts = s.vae[0] if s.vae else None
+        _JIT[k] = jax.jit(lambda p, f, v, ks: _generate_impl(s.cfg, s.parts, vparts, steps, p,
+                                                              f, v, ks))
+    frozen = s.vae[1] if s.vae else None
+    return _JIT[k](s.params, frozen, video, keys)
+
+
+def load(workdir: str, step: int | None = None, ema: bool = True) -> Sampler:
+    """The DiT of a training ``workdir`` (latest checkpoint, EMA weights by default)."""
+    meta, step = checkpoint.read_meta(workdir, step)
+    cfg = train.resolve_precision(checkpoint.config_of(meta))
+    if cfg.model != "dit":
+        raise ValueError(f"{workdir} holds a {cfg.model!r} run; sampling needs a DiT")
+    g, _, r, t = train.split_params(train.build_model(cfg, abstract=True))
+    from flax import nnx
+    params, _ = checkpoint.load_weights(workdir, nnx.to_pure_dict(t), step, ema=ema)
+    vae = None
+    if cfg.latent:
+        calib = np.zeros((1, cfg.data.frames, cfg.data.resolution, cfg.data.resolution, 3),
+                         np.uint8)
+        vae = train.load_frozen_vae(cfg, calib)
+        vae = (vae[0], dict(vae[1], scale=jnp.asarray(meta.get("latent_scale", 1.0))))
+    return Sampler(cfg, params, (g, t, r), vae)
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``sample`` subcommand."""
+    p = subparsers.add_parser("sample", help="roll out a trained DiT on a physim dataset")
+    p.add_argument("--workdir", required=True, help="training workdir of a DiT")
+    p.add_argument("--data", required=True, help="physim dataset dir (e.g. an eval split)")
+    p.add_argument("--out", required=True, help="folder for {id}.npy videos")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: config)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--limit", type=int, default=None, help="only the first N videos")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_sample)
+
+
+def run_sample(args) -> int:
+    from tqdm import tqdm
+
+    import physim.dataset
+
+    s = load(args.workdir)
+    d = s.cfg.data
+    ds = physim.dataset.open(args.data)
+    n = len(ds) if args.limit is None else min(args.limit, len(ds))
+    ids = ds.ids[:n]
+    os.makedirs(args.out, exist_ok=True)
+    key = jax.random.key(args.seed)
+    for lo in tqdm(range(0, n, args.batch), desc="sample"):
+        idx = list(range(lo, min(lo + args.batch, n)))
+        cond = np.stack([ds.frames(i, resolution=d.resolution, n_frames=d.n_cond) for i in idx])
+        rows = len(idx)
+        if rows < args.batch:  # pad to a fixed batch: one compilation
+            cond = np.concatenate([cond, np.repeat(cond[-1:], args.batch - rows, 0)])
+        videos = s.generate(cond, jax.random.fold_in(key, lo), args.steps)[:rows]
+        for i, v in zip(idx, videos, strict=True):
+            path = os.path.join(args.out, f"{ids[i]}.npy")
+            np.save(path + ".tmp.npy", v, allow_pickle=False)
+            os.replace(path + ".tmp.npy", path)
+    print(f"wrote {n} videos to {args.out}")
+    return 0

@@ -1,0 +1,128 @@
+"""DiT, configs and diffusion: parameter counts, shapes, RoPE, closed-form sampler checks."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from models import configs, diffusion, dit
+
+PAPER_PARAMS = {"dit-s": 22.5e6, "dit-b": 89.5e6, "dit-l": 310e6, "dit-xl": 456e6}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
+def test_paper_presets_param_counts(name):
+    cfg = configs.get_preset(name)
+    n = dit.count_params(cfg.dit, cfg.diffusion_shape)  # shapes only
+    assert abs(n / PAPER_PARAMS[name] - 1) < 0.05, n
+
+
+def test_param_count_negative_control():
+    # DiT's per-block adaLN (6·D² per block) is far from the paper's 22.5M for S.
+    cfg = configs.get_preset("dit-s")
+    n = dit.count_params(dataclasses.replace(cfg.dit, adaln="block"), cfg.diffusion_shape)
+    assert n / PAPER_PARAMS["dit-s"] - 1 > 0.3
+
+
+def test_every_preset_builds_abstractly():
+    from models import train
+
+    for name, cfg in configs.PRESETS.items():
+        model = train.build_model(cfg, abstract=True)
+        assert model is not None, name
+
+
+def test_overrides_and_json_roundtrip():
+    cfg = configs.apply_overrides(configs.get_preset("dit-s"),
+                                  ["train.lr=3e-4", "dit.patch=1,4,4", "data.flip=false"])
+    assert (cfg.train.lr, cfg.dit.patch, cfg.data.flip) == (3e-4, (1, 4, 4), False)
+    assert configs.from_json(configs.to_json(cfg)) == cfg
+    with pytest.raises(ValueError, match="unknown field"):
+        configs.apply_overrides(cfg, ["train.lrr=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        configs.apply_overrides(cfg, ["train.lr"])
+    with pytest.raises(ValueError, match="patch"):
+        configs.apply_overrides(configs.get_preset("dit-test"), ["dit.patch=1,3,3"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        configs.get_preset("dit-q")
+
+
+def test_patchify_roundtrip():
+    x = jnp.arange(2 * 4 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 4, 8, 8, 3)
+    tok = dit.patchify(x, (2, 4, 4))
+    assert tok.shape == (2, 2 * 2 * 2, 2 * 4 * 4 * 3)
+    np.testing.assert_array_equal(dit.unpatchify(tok, (2, 4, 4), (4, 8, 8, 3)), x)
+
+
+def test_rope_is_relative():
+    # <R(p) q, R(p') k> depends on p - p' only: shift both positions, same scores.
+    dh = 12
+    ang = dit.rope_angles((6, 1, 1), dh, 100.0)
+    cos, sin = jnp.cos(ang), jnp.sin(ang)
+    rng = np.random.default_rng(0)
+    q = jnp.asarray(rng.normal(size=(1, 1, 1, dh)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(1, 1, 1, dh)), jnp.float32)
+    qs = dit.apply_rope(jnp.broadcast_to(q, (1, 6, 1, dh)), cos, sin)
+    ks = dit.apply_rope(jnp.broadcast_to(k, (1, 6, 1, dh)), cos, sin)
+    s = jnp.einsum("bnhd,bmhd->nm", qs, ks)
+    np.testing.assert_allclose(s[0, 2], s[3, 5], rtol=1e-5)
+    np.testing.assert_allclose(s[1, 1], s[4, 4], rtol=1e-5)
+    assert abs(float(s[0, 2] - s[0, 3])) > 1e-3  # and it does depend on the offset
+
+
+def test_dit_forward_shapes_and_zero_init():
+    cfg = configs.get_preset("dit-test")
+    shape = cfg.diffusion_shape
+    model = dit.build(cfg.dit, shape)
+    x = jax.random.normal(jax.random.key(0), (2, *shape))
+    mask = jnp.zeros((2, shape[0])).at[:, 0].set(1.0)
+    out = model(x, jnp.array([0.0, 999.0]), x * mask[:, :, None, None, None], mask)
+    assert out.shape == x.shape and out.dtype == jnp.float32
+    np.testing.assert_array_equal(out, 0.0)  # adaLN-Zero + zero final layer
+
+
+def test_schedule_zero_terminal_snr():
+    for sched in ("linear", "cosine"):
+        abar = diffusion.alphas_cumprod(configs.DiffusionConfig(schedule=sched))
+        assert abar[-1] == 0.0 and abar[0] > 0.99 and np.all(np.diff(abar) < 0)
+    ts = diffusion.sample_timesteps(configs.DiffusionConfig(), 10)
+    assert ts[0] == 999 and len(ts) == 10 and np.all(np.diff(ts) < 0)
+
+
+def _oracle(x0, cfg):
+    """The perfect network for clean videos x0 under ``cfg``'s objective."""
+    abar = jnp.asarray(diffusion.alphas_cumprod(cfg), jnp.float32)
+
+    def apply(x_t, t, cond, mask):
+        if cfg.objective == "flow_x":
+            return x0
+        a = jnp.sqrt(abar[t.astype(jnp.int32)])[:, None, None, None, None]
+        s = jnp.sqrt(1 - abar[t.astype(jnp.int32)])[:, None, None, None, None]
+        return (a * x_t - x0) / s  # v = a·eps - s·x0 written with x_t
+    return apply
+
+
+@pytest.mark.parametrize("objective", ["v", "flow_x"])
+def test_sampler_and_loss_with_oracle(objective):
+    cfg = configs.DiffusionConfig(objective=objective, sample_steps=5)
+    x0 = jax.random.uniform(jax.random.key(1), (2, 4, 4, 4, 3), minval=-1, maxval=1)
+    mask = jnp.zeros((2, 4)).at[:, 0].set(1.0)
+    cond = x0 * mask[:, :, None, None, None]
+    out = diffusion.sample(_oracle(x0, cfg), cond, mask, jax.random.key(2), cfg)
+    np.testing.assert_allclose(out, x0, atol=2e-4)
+    loss, _ = diffusion.training_loss(_oracle(x0, cfg), x0, mask, jax.random.key(3), cfg)
+    assert float(loss) < 1e-6
+    # Negative control: a network that predicts zeros neither samples x0 nor has zero loss.
+    zero = lambda x, t, c, m: jnp.zeros_like(x)  # noqa: E731
+    bad = diffusion.sample(zero, cond, mask, jax.random.key(2), cfg)
+    assert float(jnp.abs(bad - x0)[:, 1:].mean()) > 0.1
+    np.testing.assert_array_equal(bad[:, 0], x0[:, 0])  # given frames are kept
+    assert float(diffusion.training_loss(zero, x0, mask, jax.random.key(3), cfg)[0]) > 0.05
+
+
+def test_grid_training_levels_match_sampler():
+    cfg = configs.DiffusionConfig(objective="flow_x", sample_steps=4, t_dist="grid")
+    lev = np.asarray(diffusion._train_levels(jax.random.key(0), 256, cfg))
+    assert set(np.round(lev, 6)) == set(np.round(diffusion.sample_timesteps(cfg), 6))
