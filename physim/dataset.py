@@ -214,19 +214,12 @@ class Dataset:
         A scenario spec may define ``geometry(record)`` (composite bodies); otherwise one
         primitive per object, from its shape, radius and colour.
         """
-        from physim import render
 
         spec = self.spec
         if spec is not None and hasattr(spec, "geometry"):
             return spec.geometry(self[i])
         st = self.states(i)
-        objects = world.Objects(
-            radii=np.asarray(st["radii"], dtype=np.float64),
-            masses=np.ones(len(st["radii"])),
-            shapes=tuple(world.SHAPES[c] for c in st["shapes"]),
-            colors=tuple(COLOR_TABLE[c] for c in st["colors"]),
-        )
-        return render.Geometry.from_objects(objects)
+        return object_geometry(st["radii"], st["shapes"], st["colors"])
 
     def frames(self, i, resolution: int = world.DEFAULT_RESOLUTION, n_frames=None, flip=False):
         """Render video ``i``: (T, R, R, 3) uint8 (first ``n_frames`` frames if given;
@@ -256,6 +249,43 @@ class Dataset:
 
 
 COLOR_TABLE: tuple[str, ...] = tuple(world.PALETTE)
+_RGB = np.array([world.PALETTE[c] for c in COLOR_TABLE], dtype=np.uint8)
+_UNIT_SQUARE = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+
+
+def object_geometry(radii, shape_codes, color_codes):
+    """Geometry of one primitive per object, from shape/colour codes: the same table as
+    ``render.Geometry.from_objects`` (ball: circle, square: half side r, ring: inner radius
+    ``RING_INNER * r``), built without per-object validation (the loader's fast path)."""
+    from physim import render
+
+    radii = np.asarray(radii, dtype=np.float64)
+    n = radii.shape[0]
+    kind = np.empty(n, dtype=np.int32)
+    params = np.zeros((n, 4))
+    vstart = np.zeros(n, dtype=np.int32)
+    vcount = np.zeros(n, dtype=np.int32)
+    verts = []
+    for k in range(n):
+        r, shape = float(radii[k]), world.SHAPES[int(shape_codes[k])]
+        if shape == "ball":
+            kind[k], params[k, 2] = render.CIRCLE, r
+        elif shape == "ring":
+            kind[k], params[k, 2], params[k, 3] = render.RING, r, world.RING_INNER * r
+        elif shape == "square":
+            kind[k], vstart[k], vcount[k] = render.POLYGON, 4 * len(verts), 4
+            verts.append(_UNIT_SQUARE * r)
+        else:
+            raise ValueError(f"cannot draw shape {shape!r}")
+    return render.Geometry(
+        kind=kind,
+        body=np.arange(n, dtype=np.int32),
+        params=params,
+        verts=np.concatenate(verts) if verts else np.zeros((0, 2)),
+        vert_start=vstart,
+        vert_count=vcount,
+        colors=_RGB[np.asarray(color_codes, dtype=np.intp)],
+    )
 
 
 def flip_states(positions, angles, geometry):

@@ -264,6 +264,15 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename,
     so readers (and a killed run) see either the old file or the complete new one."""
@@ -271,6 +280,7 @@ def atomic_write(path, data: bytes) -> None:
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{socket.gethostname()}-{os.getpid()}-")
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; shards are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
