@@ -47,8 +47,9 @@ class Geometry:
 
     Primitives are drawn in table order (later over earlier). Consecutive primitives with the
     same body and colour form one layer: their coverages add (clipped to 1) before blending,
-    so a composite body built from pieces that abut without overlapping (a jar's base and
-    walls) shows no seams.
+    so a composite body built from pieces that abut without overlapping shows no seams.
+    Where such pieces overlap, pixels crossed by both outlines are drawn slightly too
+    strongly (interiors are exact); pieces in separate layers blend one over the other.
 
     Attributes:
       kind: (P,) int32, :data:`CIRCLE`, :data:`RING` or :data:`POLYGON`.

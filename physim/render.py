@@ -3,10 +3,12 @@
 Each pixel gets, from every primitive, its exact covered area fraction ``a`` and is blended
 as ``pixel + (colour - pixel) * a`` (rounded half up), so a rendered ball's colour-weighted
 centroid and area are those of the true disc. Circles and rings use the closed-form area of
-a disc clipped to a pixel band; convex polygons are clipped to each pixel exactly.
-Only a primitive's bounding box is visited and only pixels its boundary crosses get exact
-coverage; the rest is filled directly. Arithmetic is plain float64 (no fastmath, no
-threads), so frames are bit-identical across runs and processes.
+a disc cut by a pixel's corner lines (one ``asin`` per row and column line of the bounding
+box, none per pixel); a convex polygon is clipped to each pixel row and its piecewise-linear
+height profile integrated over each pixel's columns. Only a primitive's bounding box is
+visited and only pixels its boundary crosses get exact coverage; covered runs are filled
+directly. Arithmetic is plain float64 (no fastmath, no threads), so frames are
+bit-identical across runs and processes.
 
 Coordinates follow :mod:`physim.world`: world ``(x, y)`` maps to continuous pixel
 ``col = x / 10 * R``, ``row = (10 - y) / 10 * R``; pixel ``(row, col)`` covers
@@ -22,6 +24,8 @@ polygon), each attached to a body whose pose (position, angle) moves it::
 from __future__ import annotations
 
 import math
+import sys
+import types
 
 import numba
 import numpy as np
@@ -427,3 +431,15 @@ def render(trajectory, objects: world.Objects, resolution: int = world.DEFAULT_R
         )
     geom = Geometry.from_objects(objects)
     return render_bodies(geom, trajectory.positions, trajectory.angles, resolution)
+
+
+class _CallableModule(types.ModuleType):
+    """``physim.render`` names both this module and :func:`render` (the package re-exports
+    the function lazily, but importing the submodule rebinds the name to the module), so
+    calling the module calls :func:`render` and ``physim.render(traj, objects)`` always works."""
+
+    def __call__(self, trajectory, objects, resolution=world.DEFAULT_RESOLUTION):
+        return render(trajectory, objects, resolution)
+
+
+sys.modules[__name__].__class__ = _CallableModule

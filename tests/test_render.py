@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+import physim
 from physim import world
 from physim.geometry import Geometry
 from physim.record import Trajectory
@@ -189,6 +190,9 @@ def test_render_trajectory_objects_and_render_into():
     out = np.zeros_like(frames)
     geom = Geometry.from_objects(objects)
     assert render_into(out, geom, pos, z) is out and np.array_equal(out, frames)
+    # The package's lazy re-export stays callable after the submodule was imported.
+    assert np.array_equal(physim.render(traj, objects, 40), frames)
+    assert np.array_equal(physim.render(traj, objects, resolution=40), frames)
     grey = render_bodies(geom, pos, None, 40, background=(10, 20, 30))
     assert tuple(grey[0, 0, 0]) == (10, 20, 30) and tuple(grey[0, 20, 8]) == (255, 0, 0)
 
