@@ -74,16 +74,29 @@ class Geometry:
     n_bodies: int = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self):
+        # Fixed dtypes and C order: the Numba kernels compile once for these.
+        for name, dtype in [("kind", np.int32), ("body", np.int32), ("params", np.float64),
+                            ("verts", np.float64), ("vert_start", np.int32),
+                            ("vert_count", np.int32), ("colors", np.uint8)]:  # fmt: skip
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype))
         p = self.kind.shape[0]
-        shapes = [self.body.shape, self.vert_start.shape, self.vert_count.shape]
+        shapes = [self.kind.shape, self.body.shape, self.vert_start.shape, self.vert_count.shape]
         if any(s != (p,) for s in shapes) or self.params.shape != (p, 4):
             raise ValueError("Geometry arrays disagree on the number of primitives")
         if self.colors.shape != (p, 3) or self.verts.ndim != 2 or self.verts.shape[1] != 2:
             raise ValueError("Geometry needs colors (P, 3) and verts (V, 2)")
+        if ((self.kind < CIRCLE) | (self.kind > POLYGON)).any() or (self.body < 0).any():
+            raise ValueError("Geometry kinds must be CIRCLE, RING or POLYGON and bodies >= 0")
+        poly = self.kind == POLYGON
+        start, count = self.vert_start[poly], self.vert_count[poly]
+        if (count < 3).any() or (start < 0).any() or (start + count > len(self.verts)).any():
+            raise ValueError("Geometry polygons need >= 3 vertices inside verts")
+        if not (np.isfinite(self.params).all() and np.isfinite(self.verts).all()):
+            raise ValueError("Geometry params and verts must be finite")
         # Layer p spans primitives [p, layer_end[p]); only entries at layer starts are used.
         end = np.arange(1, p + 1, dtype=np.int32)
         for i in range(p - 2, -1, -1):
-            same = self.body[i] == self.body[i + 1] and np.all(self.colors[i] == self.colors[i + 1])
+            same = self.body[i] == self.body[i + 1] and (self.colors[i] == self.colors[i + 1]).all()
             end[i] = end[i + 1] if same else i + 1
         object.__setattr__(self, "layer_end", end)
         # Number of bodies the table refers to (max(body) + 1; 0 when empty).
@@ -149,16 +162,20 @@ class Geometry:
     def from_objects(objects: world.Objects) -> Geometry:
         """One primitive per object, body i = object i: ball → circle of its radius,
         square → square of half side r, ring → ring with inner radius ``RING_INNER * r``."""
-        g = Geometry.empty()
-        for i, (r, shape, color) in enumerate(
-            zip(objects.radii, objects.shapes, objects.colors, strict=True)
-        ):
+        n = objects.n
+        kind, params = np.zeros(n, np.int32), np.zeros((n, 4))
+        start, count, verts = np.zeros(n, np.int32), np.zeros(n, np.int32), []
+        corners = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+        for i, (r, shape) in enumerate(zip(objects.radii, objects.shapes, strict=True)):
             if shape == "ball":
-                g = g.add_circle(i, float(r), color)
-            elif shape == "square":
-                g = g.add_rect(i, 2 * float(r), 2 * float(r), color)
+                kind[i], params[i, 2] = CIRCLE, r
             elif shape == "ring":
-                g = g.add_ring(i, float(r), color)
+                kind[i], params[i, 2:] = RING, (r, world.RING_INNER * r)
+            elif shape == "square":
+                kind[i], start[i], count[i] = POLYGON, 4 * len(verts), 4
+                verts.append(corners * r)
             else:
                 raise ValueError(f"cannot draw shape {shape!r}")
-        return g
+        v = np.concatenate(verts) if verts else np.zeros((0, 2))
+        body = np.arange(n, dtype=np.int32)
+        return Geometry(kind, body, params, v, start, count, objects.rgb)
