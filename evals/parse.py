@@ -55,6 +55,10 @@ class ParseConfig:
         are unknown colour.
       min_area: pixels of membership below which an object is not visible in a frame.
       margin: extra pixels around each coarse box in the fine pass.
+      lossy: membership of a pixel explained by one colour from its luma, and the colour
+        from its chroma direction (cosine to the colour's at least ``cos_tol``): lossy codecs
+        keep luma at full resolution but blur and shift chroma (yuv420).
+      cos_tol: see ``lossy``.
     """
 
     stride: int = 4
@@ -62,12 +66,14 @@ class ParseConfig:
     res_tol: float = 24.0
     min_area: float = 2.0
     margin: int = 2
+    lossy: bool = False
+    cos_tol: float = 0.85
 
 
 # Presets: lossless renders, and lossy inputs (mp4, VAE decodes, model samples).
 PARSE_PRESETS: dict[str, ParseConfig] = {
     "exact": ParseConfig(),
-    "lossy": ParseConfig(bg_tol=12, res_tol=60.0, min_area=4.0),
+    "lossy": ParseConfig(bg_tol=8, res_tol=40.0, min_area=4.0, lossy=True),
 }
 
 
@@ -187,7 +193,59 @@ def _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
 
 
 @numba.njit(cache=True)
-def _parse_frames(frames, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, acc, unk):
+def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, out):
+    """Like :func:`_decompose` for lossy frames: luma membership, chroma-direction colour.
+
+    The colour is the one whose direction from the background is closest to the pixel's
+    (cosine >= ``cos_tol``); only when none is close is a pair of colours tried (both at
+    least 10 %), then the pixel is unknown.
+    """
+    k_n = cols.shape[0]
+    d0 = bg[0] - float(p0)
+    d1 = bg[1] - float(p1)
+    d2 = bg[2] - float(p2)
+    dn = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+    best_k = -1
+    best_cos = -2.0
+    for k in range(k_n):
+        out[k] = 0.0
+        e0 = bg[0] - cols[k, 0]
+        e1 = bg[1] - cols[k, 1]
+        e2 = bg[2] - cols[k, 2]
+        en = np.sqrt(e0 * e0 + e1 * e1 + e2 * e2)
+        if en == 0.0 or dn == 0.0:
+            continue
+        cs = (d0 * e0 + d1 * e1 + d2 * e2) / (dn * en)
+        if cs > best_cos:
+            best_cos = cs
+            best_k = k
+    if best_k >= 0 and best_cos >= cos_tol:
+        e0 = bg[0] - cols[best_k, 0]
+        e1 = bg[1] - cols[best_k, 1]
+        e2 = bg[2] - cols[best_k, 2]
+        le = 0.299 * e0 + 0.587 * e1 + 0.114 * e2
+        if abs(le) < 20.0:  # a colour of about the background's luma: project instead
+            a = (d0 * e0 + d1 * e1 + d2 * e2) / (e0 * e0 + e1 * e1 + e2 * e2)
+        else:
+            a = (0.299 * d0 + 0.587 * d1 + 0.114 * d2) / le
+        out[best_k] = min(max(a, 0.0), 1.0)
+        return 0.0
+    u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out)
+    n_pos = 0
+    for k in range(k_n):
+        if out[k] >= 0.1:
+            n_pos += 1
+    if u == 0.0 and n_pos == 2:
+        return 0.0
+    for k in range(k_n):
+        out[k] = 0.0
+    return min(max(abs(d0), max(abs(d1), abs(d2))) / 255.0, 1.0)
+
+
+@numba.njit(cache=True)
+def _parse_frames(
+    frames, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, lossy, cos_tol, acc, unk
+):
     """Accumulate memberships of frames (B, T, H, W, 3) uint8.
 
     acc (B, T, K, 10): w, sx, sy, sxx, syy, sxy, rmin, rmax, cmin, cmax (pixel units).
@@ -316,7 +374,12 @@ def _parse_frames(frames, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, 
                             cmin[exact] = min(cmin[exact], c)
                             cmax[exact] = c
                             continue
-                        u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
+                        if lossy:
+                            u = _decompose_lossy(
+                                p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, memb
+                            )
+                        else:
+                            u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
                         if u > 0.0:
                             unk[b, t, 0] += u
                             unk[b, t, 1] += p0
@@ -410,6 +473,8 @@ def parse_batch(
         cfg.bg_tol,
         float(cfg.res_tol) ** 2,
         cfg.margin,
+        cfg.lossy,
+        cfg.cos_tol,
         acc,
         unk,
     )
