@@ -139,7 +139,9 @@ def _int(text: str) -> int:
     return v
 
 
-def build_parser(argv=()) -> argparse.ArgumentParser:
+def build_parser(argv=(), failures: dict | None = None) -> argparse.ArgumentParser:
+    """The argument parser. External subcommands are imported only when ``argv`` asks for
+    one (they pull in jax); an import failure is recorded in ``failures``."""
     from physim import __version__
 
     parser = argparse.ArgumentParser(prog="physim", description=__doc__.split("\n")[0])
@@ -195,7 +197,9 @@ def build_parser(argv=()) -> argparse.ArgumentParser:
                 importlib.import_module(module).add_parser(sub)
                 continue
             except ImportError as e:
-                reason = f"{module} is not available ({e})"
+                reason = f"`physim {name}` needs {module}, which is not available ({e})"
+                if failures is not None:
+                    failures[name] = reason
         else:
             reason = None
         q = sub.add_parser(name, help=f"provided by {module}", add_help=False)
@@ -214,7 +218,11 @@ def _missing(name, module, reason):
 def main(argv=None) -> int:
     """Entry point of the ``physim`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
+    failures: dict[str, str] = {}
+    parser = build_parser(argv, failures)
+    if failures:
+        print(f"physim: error: {next(iter(failures.values()))}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

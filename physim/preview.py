@@ -99,8 +99,13 @@ def histogram(ds, path) -> Path:
     import matplotlib.pyplot as plt
 
     data = {s: param_columns(ds, s) for s in ds.splits}
-    names = sorted(
-        {p for cols in data.values() for p, v in cols.items() if np.nanmax(v) > np.nanmin(v)}
+    names = sorted(  # varying parameters; the *_side columns only restate the level
+        {
+            p
+            for cols in data.values()
+            for p, v in cols.items()
+            if not p.endswith("_side") and np.nanmax(v) > np.nanmin(v)
+        }
     )
     names = names or sorted({p for cols in data.values() for p in cols})[:1]
     rows, ncols = len(data), max(len(names), 1)

@@ -1,0 +1,158 @@
+"""Bad input to generation and reading: clear errors, nothing half-written, data untouched."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physim import dataset, generate, shards
+
+
+def tree(root) -> dict[str, bytes]:
+    root = Path(root)
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def gen(out, n=30, **kw):
+    kw.setdefault("shard_size", 10)
+    return generate.generate(kw.pop("scenario", "uniform"), kw.pop("split", "train"), n,
+                             kw.pop("seed", 1), out, progress=False, **kw)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"scenario": "nope"}, "unknown scenario 'nope'"),
+        ({"overrides": {"warp": 9}}, r"unknown key\(s\) \['warp'\]"),
+        ({"overrides": {"v_id": (5.0, 1.0)}}, "empty or invalid range"),
+        ({"n": 0}, "positive integer"),
+        ({"n": -3}, "positive integer"),
+        ({"split": "test"}, "unknown split 'test'"),
+        ({"seed": -1}, "seed"),
+        ({"shards": "5:9"}, "outside 0:3"),
+        ({"shards": "a:b"}, "A:B"),
+        ({"executor": "dask"}, "unknown executor"),
+        ({"workers": 0}, "workers"),
+    ],
+)
+def test_bad_arguments_write_nothing(tmp_path, kwargs, match):
+    out = tmp_path / "d"
+    n = kwargs.pop("n", 30)
+    with pytest.raises(ValueError, match=match):
+        gen(out, n=n, **kwargs)
+    assert not out.exists()
+
+
+def test_foreign_non_empty_directory_is_untouched(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    with pytest.raises(ValueError, match="not empty and is not a physim dataset"):
+        gen(out)
+    assert tree(out) == {"notes.txt": b"precious"}
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="not a directory|not writable"):
+        gen(blocker)
+    with pytest.raises(ValueError, match="not writable"):
+        gen(blocker / "sub")
+    assert blocker.read_text() == "x"
+    if os.geteuid() != 0:  # root ignores permission bits
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(ValueError, match="not writable"):
+                gen(ro / "d")
+        finally:
+            ro.chmod(0o700)
+
+
+def test_other_dataset_or_plan_in_the_folder_is_refused(tmp_path):
+    out = tmp_path / "d"
+    gen(out)
+    before = tree(out)
+    with pytest.raises(ValueError, match="seed 1 and another spec"):
+        gen(out, seed=2)
+    with pytest.raises(ValueError, match="different plan"):
+        gen(out, n=40)
+    with pytest.raises(ValueError, match="seed 1 and another spec"):
+        gen(out, overrides={"v_id": (1.0, 3.0)}, split="id")
+    assert tree(out) == before
+    gen(out, split="ood", n=12)  # another split of the same dataset is fine
+    assert sorted(dataset.open(out).manifest["splits"]) == ["ood", "train"]
+
+
+def test_corrupt_shard_is_named(tmp_path):
+    out = tmp_path / "d"
+    gen(out)
+    path = out / "train" / "shard-00001-of-00003.npz"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    ds = dataset.open(out)
+    ds[0]  # shard 0 is fine
+    with pytest.raises(dataset.DatasetError, match=r"shard-00001-of-00003\.npz is corrupt"):
+        ds[15]
+    with pytest.raises(dataset.DatasetError, match="shard-00001"):
+        ds.verify_all()
+
+
+def test_truncated_or_garbage_shard_is_named(tmp_path):
+    out = tmp_path / "d"
+    gen(out)
+    path = out / "train" / "shard-00002-of-00003.npz"
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[: size // 2])
+    with pytest.raises(dataset.DatasetError, match=r"shard-00002-of-00003\.npz has \d+ bytes"):
+        dataset.open(out)[25]
+    path.write_bytes(b"\0" * size)  # right size, not a zip; no checksum check
+    with pytest.raises(dataset.DatasetError, match=r"shard-00002-of-00003\.npz is unreadable"):
+        dataset.open(out, verify=False)[25]
+
+
+def test_wrong_shape_is_named(tmp_path):
+    out = tmp_path / "d"
+    gen(out)
+    path = out / "train" / "shard-00000-of-00003.npz"
+    with np.load(path) as z:
+        cols = {k: z[k] for k in z.files}
+    cols["velocities"] = cols["velocities"][:, :5]  # T = 5 instead of 32
+    blob = shards.npz_bytes(cols)
+    path.write_bytes(blob)
+    man = json.loads((out / "manifest.json").read_text())
+    man["splits"]["train"]["shards"][0].update(sha256=shards.sha256(blob), bytes=len(blob))
+    (out / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(dataset.DatasetError, match=r"shard-00000-of-00003\.npz: column 'velo"):
+        dataset.open(out)[0]
+
+
+def test_unknown_manifest_version_and_missing_manifest(tmp_path):
+    out = tmp_path / "d"
+    gen(out)
+    man = json.loads((out / "manifest.json").read_text())
+    man["format_version"] = 99
+    (out / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(dataset.DatasetError, match="unknown manifest format version 99"):
+        dataset.open(out)
+    (out / "manifest.json").unlink()
+    with pytest.raises(dataset.DatasetError, match="incomplete"):
+        dataset.open(out)
+    with pytest.raises(dataset.DatasetError, match="not a physim dataset"):
+        dataset.open(tmp_path)
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(dataset.DatasetError, match="not valid JSON"):
+        dataset.open(out)
+
+
+def test_unknown_split_on_open(tmp_path):
+    gen(tmp_path / "d")
+    with pytest.raises(dataset.DatasetError, match="no split 'ood'"):
+        dataset.open(tmp_path / "d", split="ood")

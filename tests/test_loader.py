@@ -1,0 +1,103 @@
+"""Grain loader: determinism, flip consistency, process sharding, checkpoint restore."""
+
+import numpy as np
+import pytest
+
+from physim import dataset, generate, loader
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "u"
+    generate.generate("collision", "train", 24, 5, out, shard_size=10, progress=False)
+    return dataset.open(out)
+
+
+def take(it, k):
+    return [next(it) for _ in range(k)]
+
+
+def make(ds, **kw):
+    kw = {"batch_size": 4, "resolution": 16, "n_frames": 6, "shard_index": 0,
+          "shard_count": 1, **kw}  # fmt: skip
+    return loader.make_loader(ds, **kw)
+
+
+def test_batch_contents_match_the_dataset(ds):
+    (b,) = take(iter(make(ds, flip=False)), 1)
+    assert b["frames"].shape == (4, 6, 16, 16, 3) and b["frames"].dtype == np.uint8
+    assert b["positions"].shape == (4, 6, 2, 2) and b["positions"].dtype == np.float32
+    for j, i in enumerate(b["index"]):
+        rec = ds[int(i)]
+        assert np.array_equal(b["frames"][j], ds.frames(int(i), resolution=16, n_frames=6))
+        assert np.array_equal(b["positions"][j], rec.positions[:6].astype(np.float32))
+        assert np.array_equal(b["radii"][j], rec.radii.astype(np.float32))
+    assert not b["flipped"].any()
+
+
+def test_same_seed_same_batches_other_seed_other_order(ds):
+    a = take(iter(make(ds, seed=1)), 3)
+    b = take(iter(make(ds, seed=1)), 3)
+    c = take(iter(make(ds, seed=2)), 3)
+    for x, y in zip(a, b, strict=True):
+        assert all(np.array_equal(x[k], y[k]) for k in x)
+    assert not all(np.array_equal(x["index"], z["index"]) for x, z in zip(a, c, strict=True))
+
+
+def test_epochs_cover_everything_and_reshuffle(ds):
+    it = iter(make(ds, seed=3, num_epochs=2, flip=False, batch_size=6))
+    batches = list(it)
+    order = np.concatenate([b["index"] for b in batches])
+    assert len(order) == 48
+    assert sorted(order[:24]) == list(range(24)) and sorted(order[24:]) == list(range(24))
+    assert not np.array_equal(order[:24], order[24:])
+
+
+def test_flip_mirrors_frames_and_truth_together(ds):
+    batches = take(iter(make(ds, seed=4, flip=True)), 4)
+    flipped = 0
+    for b in batches:
+        for j, i in enumerate(b["index"]):
+            i = int(i)
+            plain = ds.frames(i, resolution=16, n_frames=6)
+            rec = ds[i]
+            if b["flipped"][j]:
+                flipped += 1
+                assert np.abs(b["frames"][j].astype(int) - plain[:, :, ::-1]).max() <= 1
+                want = rec.flip_horizontal()
+            else:
+                assert np.array_equal(b["frames"][j], plain)
+                want = rec
+            assert np.allclose(b["positions"][j], want.positions[:6], atol=1e-5)
+            assert np.allclose(b["velocities"][j], want.velocities[:6], atol=1e-5)
+    assert 0 < flipped < 16  # both kinds occur
+
+
+def test_process_shards_are_disjoint_and_cover(ds):
+    seen = []
+    for k in range(3):
+        it = iter(make(ds, shard_index=k, shard_count=3, num_epochs=1, batch_size=2))
+        seen.append(np.concatenate([b["index"] for b in it]))
+    assert sorted(np.concatenate(seen)) == list(range(24))
+    assert all(set(seen[0]) & set(s) == set() for s in seen[1:])
+
+
+def test_checkpoint_restores_the_stream(ds):
+    it = iter(make(ds, seed=6))
+    take(it, 2)
+    state = it.get_state()
+    want = take(it, 3)
+    it2 = iter(make(ds, seed=6))
+    it2.set_state(state)
+    got = take(it2, 3)
+    for x, y in zip(want, got, strict=True):
+        assert all(np.array_equal(x[k], y[k]) for k in x)
+
+
+def test_bad_loader_settings(ds):
+    with pytest.raises(ValueError, match="n_frames"):
+        make(ds, n_frames=99)
+    with pytest.raises(ValueError, match="batch_size"):
+        make(ds, batch_size=0)
+    with pytest.raises(ValueError, match="shard_index"):
+        make(ds, shard_index=3, shard_count=3)
