@@ -25,7 +25,9 @@ def __getattr__(name):
 
         return simulate
     if name == "render":
-        from physim.render import render
+        # The module is callable (it forwards to physim.render.render), so the name means
+        # the same whether or not the submodule was imported first.
+        import physim.render as render
 
         return render
     if name == "scenario":
