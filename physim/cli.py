@@ -97,7 +97,10 @@ def cmd_export(args) -> int:
     from physim import video
 
     ds = _open(args)
-    n = video.export(ds, args.format, args.out, args.resolution, progress=not args.no_progress)
+    n = video.export(
+        ds, args.format, args.out, args.resolution, progress=not args.no_progress,
+        workers=args.workers,
+    )  # fmt: skip
     print(f"exported {n} videos as {args.format} to {args.out}")
     return 0
 
@@ -170,6 +173,7 @@ def build_parser(argv=(), failures: dict | None = None) -> argparse.ArgumentPars
     p.add_argument("--out", required=True)
     p.add_argument("--resolution", type=_int, default=None)
     p.add_argument("--split", default=None)
+    p.add_argument("--workers", type=_int, default=2, help="render/encode threads")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_export)
 

@@ -20,6 +20,7 @@ Pillow. Exports render every video on the fly from the dataset's states:
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +121,14 @@ def mosaic(videos, cols: int) -> np.ndarray:
 # --------------------------------------------------------------------------- exports
 
 
-def export(ds, fmt: str, out, resolution: int | None = None, progress: bool = True) -> int:
+def export(
+    ds, fmt: str, out, resolution: int | None = None, progress: bool = True, workers: int = 1
+) -> int:
     """Export every video of dataset ``ds`` as ``fmt`` (npy, mp4, hdf5) into folder ``out``.
 
-    Returns the number of videos written. Files are written atomically; existing files of
-    the same name are replaced.
+    ``workers`` threads render and encode in parallel (mp4 encoding runs in ffmpeg
+    processes, so threads help). Returns the number of videos written. Files are written
+    atomically; existing files of the same name are replaced.
     """
     from physim import world
 
@@ -141,23 +145,31 @@ def export(ds, fmt: str, out, resolution: int | None = None, progress: bool = Tr
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise ValueError(f"export output {out} is not writable")
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     bar = _bar(len(ds), f"export {fmt}", progress)
-    try:
-        if fmt == "hdf5":
-            for split in ds.splits:
-                _export_hdf5(ds, split, out / f"{ds.scenario}_{split}.hdf5", res, bar)
-        else:
-            for i, vid in enumerate(ds.ids):
-                frames = ds.frames(i, resolution=res)
-                if fmt == "npy":
-                    import io
+    ids = ds.ids
 
-                    buf = io.BytesIO()
-                    np.save(buf, frames, allow_pickle=False)
-                    write_bytes(out / f"{vid}.npy", buf.getvalue())
-                else:
-                    write_bytes(out / f"{vid}.mp4", encode_mp4(frames))
-                bar.update(1)
+    def one(i):
+        frames = ds.frames(i, resolution=res)
+        if fmt == "npy":
+            import io
+
+            buf = io.BytesIO()
+            np.save(buf, frames, allow_pickle=False)
+            write_bytes(out / f"{ids[i]}.npy", buf.getvalue())
+        else:
+            write_bytes(out / f"{ids[i]}.mp4", encode_mp4(frames))
+
+    try:
+        with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+            if fmt == "hdf5":
+                for split in ds.splits:
+                    path = out / f"{ds.scenario}_{split}.hdf5"
+                    _export_hdf5(ds, split, path, res, bar, pool)
+            else:
+                for _ in pool.map(one, range(len(ds))):
+                    bar.update(1)
     finally:
         bar.close()
     return len(ds)
@@ -169,7 +181,7 @@ def _bar(total, desc, progress):
     return tqdm(total=total, unit="video", desc=desc, disable=not progress)
 
 
-def _export_hdf5(ds, split, path: Path, res: int, bar) -> None:
+def _export_hdf5(ds, split, path: Path, res: int, bar, pool) -> None:
     import h5py
 
     from physim.dataset import Dataset
@@ -195,14 +207,18 @@ def _export_hdf5(ds, split, path: Path, res: int, bar) -> None:
                 vids = groups["video_streams"].create_dataset(
                     name, shape=(len(idx),), dtype=h5py.vlen_dtype(np.dtype("uint8"))
                 )
-                for j, i in enumerate(idx):
-                    vids[j] = np.frombuffer(encode_mp4(sub.frames(i, resolution=res)), np.uint8)
+
+                def mp4(i):
+                    return np.frombuffer(encode_mp4(sub.frames(i, resolution=res)), np.uint8)
+
+                for j, data in enumerate(pool.map(mp4, idx)):
+                    vids[j] = data
                     bar.update(1)
-                pos = np.stack([r.positions for r in recs])
+                pos = _stack_padded([r.positions for r in recs])
                 groups["position_streams"].create_dataset(
                     name, data=pos[:, :, 0] if pos.shape[2] == 1 else pos
                 )
-                init = np.stack(
+                init = _stack_padded(
                     [
                         np.concatenate([r.radii, np.linalg.norm(r.velocities[0], axis=-1)])
                         for r in recs
@@ -225,3 +241,23 @@ def _export_hdf5(ds, split, path: Path, res: int, bar) -> None:
         if tmp.exists():
             tmp.unlink()
         raise
+
+
+def _stack_padded(arrays) -> np.ndarray:
+    """Stack arrays whose body axis (axis 1 for (T, N, 2), axis 0 for (2N,)) may differ,
+    padding with NaN (scenes with different body counts)."""
+    shapes = {a.shape for a in arrays}
+    if len(shapes) == 1:
+        return np.stack(arrays)
+    if arrays[0].ndim == 1:
+        n = max(len(a) // 2 for a in arrays)
+        out = np.full((len(arrays), 2 * n), np.nan)
+        for k, a in enumerate(arrays):
+            h = len(a) // 2
+            out[k, :h], out[k, n : n + h] = a[:h], a[h:]
+        return out
+    n = max(a.shape[1] for a in arrays)
+    out = np.full((len(arrays), arrays[0].shape[0], n, 2), np.nan)
+    for k, a in enumerate(arrays):
+        out[k, :, : a.shape[1]] = a
+    return out
