@@ -221,9 +221,11 @@ def bootstrap_ci(values, *, n_boot: int = 1000, alpha: float = 0.05, seed: int =
 def summarize(rows: list[dict], metrics: list[str] | None = None, **boot) -> dict:
     """Mean, CI and count of every numeric metric over ``rows`` (dicts of per-video scores)."""
     if metrics is None:
+        skip = {"n_valid", "missing_frames", "collision_frame", "index", "seed", "resolution"}
         metrics = sorted(
-            {k for r in rows for k, v in r.items() if isinstance(v, float | int | np.floating)}
-            - {"n_valid", "missing_frames", "collision_frame", "index", "seed"}
+            k
+            for k in {k for r in rows for k, v in r.items() if isinstance(v, float | int)}
+            if k not in skip and not k.startswith(("param_", "_"))
         )
     out: dict = {"n_scored": len(rows)}
     for m in metrics:

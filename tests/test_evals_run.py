@@ -1,0 +1,142 @@
+"""`physim evaluate` end to end on a tiny generated dataset: formats, errors, report."""
+
+import csv
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import physim.dataset
+from evals import run
+from physim import video
+
+RES = 64
+
+
+@pytest.fixture(scope="module")
+def truth(tmp_path_factory):
+    d = tmp_path_factory.mktemp("truth")
+    physim.dataset.generate("uniform", split="id", n=3, seed=0, out=d, progress=False)
+    physim.dataset.generate("uniform", split="ood", n=3, seed=0, out=d, progress=False)
+    return physim.dataset.open(d)
+
+
+def _write_npy(ds, out, ids=None, fn=None):
+    out.mkdir(exist_ok=True)
+    for i, vid in enumerate(ds.ids):
+        if ids is not None and vid not in ids:
+            continue
+        f = ds.frames(i, resolution=RES)
+        np.save(out / f"{vid}.npy", fn(f) if fn else f, allow_pickle=False)
+
+
+def test_ground_truth_npy_report(truth, tmp_path):
+    gen = tmp_path / "gen"
+    _write_npy(truth, gen)
+    out = tmp_path / "report"
+    r = run.evaluate(gen, truth, out, metrics=["laws", "abnormal"])
+    assert r["n_scored"] == 6 and r["n_missing"] == 0
+    assert r["velocity_error"] < 0.01
+    assert r["velocity_error"] == pytest.approx(r["parse_floor"]["velocity_error"])
+    assert set(r["splits"]) == {"id", "ood"}
+    assert all(k.split("/")[0] in ("id", "ood") for k in r["levels"])
+    assert r["abnormal"] == 0.0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["n_scored"] == 6 and "levels" in saved and "velocity_error_ci" in saved
+    with open(out / "per_video.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {"id", "split", "level", "velocity_error", "vanish"} <= set(rows[0])
+    md = (out / "report.md").read_text()
+    assert "Velocity error" in md and (out / "error_by_level.png").stat().st_size > 1000
+    assert (out / "strips.png").exists() and (out / "speed.png").exists()
+
+
+def test_frozen_generation_scores_badly_and_npz_float(truth, tmp_path):
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for i, vid in enumerate(truth.ids):
+        f = truth.frames(i, resolution=RES).copy()
+        f[3:] = f[2]
+        np.savez(gen / f"{vid}.npz", frames=f.astype(np.float32) / 255)
+    r = run.evaluate(gen, truth, None, metrics=["laws"])
+    assert r["velocity_error"] == pytest.approx(r["speed_true"], rel=0.1)
+
+
+def test_missing_unknown_and_bad_files_are_listed(truth, tmp_path):
+    gen = tmp_path / "gen"
+    _write_npy(truth, gen, ids=truth.ids[:4])
+    np.save(gen / "not-a-truth-id.npy", np.zeros((32, RES, RES, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"2 truth ids have no generated video") as e:
+        run.evaluate(gen, truth, None, metrics=["laws"])
+    assert "not-a-truth-id" in str(e.value) and truth.ids[5] in str(e.value)
+    (gen / "not-a-truth-id.npy").unlink()
+    _write_npy(truth, gen)
+    np.save(gen / f"{truth.ids[0]}.npy", np.zeros((31, RES, RES, 3), np.uint8))
+    (gen / f"{truth.ids[1]}.npy").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="2 generated videos cannot be scored") as e:
+        run.evaluate(gen, truth, None, metrics=["laws"])
+    assert "31 frames" in str(e.value) and "unreadable" in str(e.value)
+    # --allow-missing scores the rest and counts what it skipped.
+    (gen / f"{truth.ids[5]}.npy").unlink()
+    r = run.evaluate(gen, truth, None, metrics=["laws"], allow_missing=True)
+    assert r["n_scored"] == 3 and r["n_missing"] == 1 and r["n_unreadable"] == 2
+    with pytest.raises(ValueError, match="unknown metric"):
+        run.evaluate(gen, truth, None, metrics=["nope"])
+
+
+def test_mp4_hdf5_and_side_by_side(truth, tmp_path):
+    frames = [truth.frames(i, resolution=RES) for i in range(len(truth))]
+    exact = run.evaluate(_npys(tmp_path / "npy", truth, frames), truth, None, metrics=["laws"])
+    mp4 = tmp_path / "mp4"
+    mp4.mkdir()
+    for vid, f in zip(truth.ids, frames, strict=True):
+        (mp4 / f"{vid}.mp4").write_bytes(video.encode_mp4(f))
+    r = run.evaluate(mp4, truth, None, metrics=["laws"])
+    assert r["n_scored"] == 6
+    assert abs(r["velocity_error"] - exact["velocity_error"]) < 0.15  # codec noise at 64²
+    # The paper's HDF5 layout, matched by order (no id_streams).
+    h5 = tmp_path / "gen.hdf5"
+    with h5py.File(h5, "w") as f:
+        ds = f.create_group("video_streams").create_dataset(
+            "00000", shape=(6,), dtype=h5py.vlen_dtype(np.dtype("uint8"))
+        )
+        for j, fr in enumerate(frames):
+            ds[j] = np.frombuffer(video.encode_mp4(fr), np.uint8)
+    r2 = run.evaluate(h5, truth, None, metrics=["laws"])
+    assert r2["velocity_error"] == pytest.approx(r["velocity_error"], abs=1e-9)
+    # Side by side [truth | generated frozen]: the last panel is scored.
+    sbs = tmp_path / "sbs"
+    sbs.mkdir()
+    for vid, f in zip(truth.ids, frames, strict=True):
+        g = f.copy()
+        g[3:] = g[2]
+        np.save(sbs / f"{vid}.npy", np.concatenate([f, g], axis=2))
+    r3 = run.evaluate(sbs, truth, None, metrics=["laws"])
+    assert r3["velocity_error"] > 0.5
+    r4 = run.evaluate(sbs, truth, None, metrics=["laws"], panel=0)
+    assert r4["velocity_error"] == pytest.approx(exact["velocity_error"])
+
+
+def _npys(d, truth, frames):
+    d.mkdir()
+    for vid, f in zip(truth.ids, frames, strict=True):
+        np.save(d / f"{vid}.npy", f)
+    return d
+
+
+def test_cli_parser(truth, tmp_path):
+    import argparse
+
+    gen = tmp_path / "gen"
+    _write_npy(truth, gen)
+    p = argparse.ArgumentParser()
+    run.add_parser(p.add_subparsers())
+    args = p.parse_args(
+        [
+            "evaluate", str(gen), "--truth", str(truth.path), "--out", str(tmp_path / "o"),
+            "--metrics", "laws,abnormal", "--no-progress",
+        ]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["n_scored"] == 6
