@@ -277,15 +277,41 @@ def object_geometry(radii, shape_codes, color_codes):
             verts.append(_UNIT_SQUARE * r)
         else:
             raise ValueError(f"cannot draw shape {shape!r}")
-    return render.Geometry(
-        kind=kind,
-        body=np.arange(n, dtype=np.int32),
-        params=params,
-        verts=np.concatenate(verts) if verts else np.zeros((0, 2)),
-        vert_start=vstart,
-        vert_count=vcount,
-        colors=_RGB[np.asarray(color_codes, dtype=np.intp)],
-    )
+    arrays = {
+        "kind": kind,
+        "body": np.arange(n, dtype=np.int32),
+        "params": params,
+        "verts": np.concatenate(verts) if verts else np.zeros((0, 2)),
+        "vert_start": vstart,
+        "vert_count": vcount,
+        "colors": _RGB[np.asarray(color_codes, dtype=np.intp)],
+    }
+    if not _FAST_GEOMETRY:
+        return render.Geometry(**arrays)
+    # Valid by construction (one body per primitive, so each is its own layer): skip the
+    # constructor's checks, which cost more than drawing a small video.
+    return _unchecked(**arrays, layer_end=np.arange(1, n + 1, dtype=np.int32), n_bodies=n)
+
+
+def _geometry_fields() -> set[str]:
+    from physim.geometry import Geometry
+
+    return {f.name for f in dataclasses.fields(Geometry)}
+
+
+_KNOWN_FIELDS = {"kind", "body", "params", "verts", "vert_start", "vert_count", "colors",
+                 "layer_end", "n_bodies"}  # fmt: skip
+_FAST_GEOMETRY = _geometry_fields() == _KNOWN_FIELDS
+
+
+def _unchecked(**values):
+    """A Geometry with the given (already valid, correctly typed) field values."""
+    from physim.geometry import Geometry
+
+    g = object.__new__(Geometry)
+    for k, v in values.items():
+        object.__setattr__(g, k, v)
+    return g
 
 
 def flip_states(positions, angles, geometry):
@@ -297,7 +323,11 @@ def flip_states(positions, angles, geometry):
     params[:, 0] = -params[:, 0]
     verts = geometry.verts.copy()
     verts[:, 0] = -verts[:, 0]
-    g = dataclasses.replace(geometry, params=params, verts=verts)
+    if _FAST_GEOMETRY:  # mirroring keeps a valid table valid
+        fields = {k: getattr(geometry, k) for k in _KNOWN_FIELDS}
+        g = _unchecked(**{**fields, "params": params, "verts": verts})
+    else:
+        g = dataclasses.replace(geometry, params=params, verts=verts)
     return pos, -np.asarray(angles, dtype=np.float64), g
 
 

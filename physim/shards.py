@@ -373,7 +373,7 @@ class Shard:
                 count = int(np.prod(shape))
                 if f.tell() + count * dtype.itemsize > info.file_size:
                     raise ShardError(f"shard {self.path}: column {info.filename} is truncated")
-                cols[info.filename[:-4]] = (start + f.tell(), shape, dtype)
+                cols[info.filename[:-4]] = (start + f.tell(), shape, dtype, count)
         return cols
 
     def __contains__(self, name) -> bool:
@@ -384,10 +384,9 @@ class Shard:
 
     def __getitem__(self, name) -> np.ndarray:
         try:
-            off, shape, dtype = self._cols[name]
+            off, shape, dtype, count = self._cols[name]
         except KeyError:
             raise KeyError(f"shard {self.path} has no column {name!r}") from None
-        count = int(np.prod(shape))
         if count == 0:
             return np.zeros(shape, dtype)
         return np.frombuffer(self._map, dtype=dtype, count=count, offset=off).reshape(shape)

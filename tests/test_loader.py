@@ -101,3 +101,24 @@ def test_bad_loader_settings(ds):
         make(ds, batch_size=0)
     with pytest.raises(ValueError, match="shard_index"):
         make(ds, shard_index=3, shard_count=3)
+
+
+def test_fast_geometry_equals_the_validated_one():
+    import dataclasses
+
+    from physim import render, world
+
+    objs = world.Objects.make([1.0, 0.5, 0.7], shapes=["ball", "square", "ring"],
+                              colors=["red", "blue", "green"])  # fmt: skip
+    want = render.Geometry.from_objects(objs)
+    codes = [dataset.COLOR_TABLE.index(c) for c in objs.colors]
+    got = dataset.object_geometry(objs.radii, objs.shape_codes, codes)
+    for f in dataclasses.fields(want):
+        a, b = getattr(want, f.name), getattr(got, f.name)
+        assert np.array_equal(a, b) and np.asarray(a).dtype == np.asarray(b).dtype, f.name
+    pos = np.array([[[2.0, 3.0], [5.0, 5.0], [7.5, 6.0]]])
+    ang = np.array([[0.3, 0.2, 0.0]])
+    _, _, mirrored = dataset.flip_states(pos, ang, got)
+    ref = dataclasses.replace(want, params=mirrored.params, verts=mirrored.verts)  # validated
+    for f in dataclasses.fields(want):
+        assert np.array_equal(getattr(ref, f.name), getattr(mirrored, f.name)), f.name
