@@ -240,6 +240,7 @@ class Dataset:
         state = dict(self.__dict__)
         state["_open"] = {}
         state["_spec"] = None
+        state["_ids"] = None
         return state
 
     def close(self) -> None:

@@ -184,5 +184,22 @@ def make_loader(
         grain.ReadOptions(num_threads=cfg.threads, prefetch_buffer_size=cfg.prefetch)
     )
     if cfg.workers > 0:
-        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.workers))
+        _absl_flags_parsed()
+        it = it.mp_prefetch(
+            grain.MultiprocessingOptions(num_workers=cfg.workers),
+            worker_init_fn=_worker_init,
+        )
     return it
+
+
+def _absl_flags_parsed() -> None:
+    # Grain reads absl flags in its worker machinery; a program that never parsed absl
+    # flags (any non-absl main) fails there (google/grain#1355): mark them parsed.
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def _worker_init(worker_index: int, worker_count: int) -> None:
+    _absl_flags_parsed()

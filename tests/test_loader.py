@@ -122,3 +122,11 @@ def test_fast_geometry_equals_the_validated_one():
     ref = dataclasses.replace(want, params=mirrored.params, verts=mirrored.verts)  # validated
     for f in dataclasses.fields(want):
         assert np.array_equal(getattr(ref, f.name), getattr(mirrored, f.name)), f.name
+
+
+def test_worker_processes_give_the_same_batches(ds):
+    want = take(iter(make(ds, seed=8)), 2)
+    it = iter(make(ds, seed=8, workers=1))
+    got = take(it, 2)
+    for x, y in zip(want, got, strict=True):
+        assert all(np.array_equal(x[k], y[k]) for k in x)
