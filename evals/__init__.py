@@ -2,8 +2,8 @@
 
 Library use (arrays in memory, no files)::
 
-    from evals import parse, score, check
-    tracks = parse(frames, record.objects.rgb)     # (T, R, R, 3) uint8 -> Tracks
+    from evals import parse_video, score, check
+    tracks = parse_video(frames, record.objects.rgb)  # (T, R, R, 3) uint8 -> Tracks
     laws = score(tracks, record)                   # velocity error (paper metric), ...
     flags = check(tracks, record)                  # abnormality flags
 
@@ -21,7 +21,8 @@ CLI) and :mod:`evals.report` (report.md and plots), :mod:`evals.bench` (speed).
 
 from evals.abnormal import CHECKS, AbnormalConfig, check
 from evals.laws import aggregate, bootstrap_ci, score, velocity_error_batch
-from evals.parse import PARSE_PRESETS, ParseConfig, Tracks, parse, parse_batch, parse_record
+from evals.parse import PARSE_PRESETS, ParseConfig, Tracks, parse_batch, parse_record
+from evals.parse import parse as parse_video  # `evals.parse` stays the module
 
 
 def evaluate(*args, **kwargs) -> dict:
@@ -41,9 +42,9 @@ __all__ = [
     "bootstrap_ci",
     "check",
     "evaluate",
-    "parse",
     "parse_batch",
     "parse_record",
+    "parse_video",
     "score",
     "velocity_error_batch",
 ]

@@ -193,8 +193,11 @@ def _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
 
 
 @numba.njit(cache=True)
-def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, out):
+def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, out):
     """Like :func:`_decompose` for lossy frames: luma membership, chroma-direction colour.
+
+    ``yl`` is the pixel's luma (0-255, BT.601) from the codec's own luma plane, or < 0 to
+    compute it from the RGB values.
 
     The colour is the one whose direction from the background is closest to the pixel's
     (cosine >= ``cos_tol``); only when none is close is a pair of colours tried (both at
@@ -226,6 +229,8 @@ def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, out):
         le = 0.299 * e0 + 0.587 * e1 + 0.114 * e2
         if abs(le) < 20.0:  # a colour of about the background's luma: project instead
             a = (d0 * e0 + d1 * e1 + d2 * e2) / (e0 * e0 + e1 * e1 + e2 * e2)
+        elif yl >= 0.0:
+            a = (0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2] - yl) / le
         else:
             a = (0.299 * d0 + 0.587 * d1 + 0.114 * d2) / le
         out[best_k] = min(max(a, 0.0), 1.0)
@@ -244,7 +249,7 @@ def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, out):
 
 @numba.njit(cache=True)
 def _parse_frames(
-    frames, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, lossy, cos_tol, acc, unk
+    frames, luma, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, lossy, cos_tol, acc, unk
 ):
     """Accumulate memberships of frames (B, T, H, W, 3) uint8.
 
@@ -255,6 +260,7 @@ def _parse_frames(
     """
     nb, nt, h, w_, _ = frames.shape
     k_n = cols.shape[0]
+    use_luma = luma.shape[0] == nb
     memb = np.zeros(k_n)
     # Per-channel background tables: is value v within bg_tol of the background?
     okt = np.zeros((3, 256), dtype=np.bool_)
@@ -375,8 +381,9 @@ def _parse_frames(
                             cmax[exact] = c
                             continue
                         if lossy:
+                            yl = luma[b, t, r, c] if use_luma else -1.0
                             u = _decompose_lossy(
-                                p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, memb
+                                p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, memb
                             )
                         else:
                             u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
@@ -438,6 +445,7 @@ def parse_batch(
     *,
     background=world.PALETTE[world.BACKGROUND],
     config: ParseConfig | str = "exact",
+    luma: np.ndarray | None = None,
 ) -> list[Tracks]:
     """Parse a batch of videos with the same object colours.
 
@@ -446,6 +454,9 @@ def parse_batch(
       colors: (N, 3) uint8 RGB of the N objects (from the truth record).
       background: RGB of the background.
       config: a :class:`ParseConfig` or a preset name from :data:`PARSE_PRESETS`.
+      luma: optional (B, T, R, R) luma (0-255, BT.601 full range) straight from a codec's
+        luma plane (see :func:`evals.run.decode_mp4_luma`); with a lossy config it gives
+        the membership of single-colour pixels, avoiding yuv420 chroma and RGB clipping.
 
     Returns:
       One :class:`Tracks` per video.
@@ -464,8 +475,17 @@ def parse_batch(
     k_n = cols.shape[0]
     acc = np.zeros((nb, nt, k_n, 10))
     unk = np.zeros((nb, nt, 5))
+    if luma is None:
+        luma = np.zeros((0, 0, 0, 0), np.float32)
+    else:
+        luma = np.ascontiguousarray(luma, dtype=np.float32)
+        if luma.shape != frames.shape[:4]:
+            raise ValueError(f"luma must be (B, T, R, R) {frames.shape[:4]}, got {luma.shape}")
+        if not cfg.lossy:
+            raise ValueError("a luma plane is only used by a lossy parse config")
     _parse_frames(
         frames,
+        luma,
         bg,
         cols,
         gram_inv,
@@ -486,6 +506,8 @@ def parse(frames: np.ndarray, colors, **kwargs) -> Tracks:
     frames = np.asarray(frames)
     if frames.ndim != 4:
         raise ValueError(f"frames must be (T, R, R, 3), got shape {frames.shape}")
+    if kwargs.get("luma") is not None:
+        kwargs["luma"] = np.asarray(kwargs["luma"])[None]
     return parse_batch(frames[None], colors, **kwargs)[0]
 
 

@@ -115,11 +115,42 @@ def _to_uint8(a: np.ndarray, what: str) -> np.ndarray:
     raise EvalInputError(f"{what}: frames must be uint8 or float in [0, 1], got {a.dtype}")
 
 
-def load_video(src: Source, panel: int = -1) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 of one source (side-by-side panels split, one kept)."""
+def decode_mp4_luma(data) -> np.ndarray:
+    """Luma plane (T, H, W) float32 in 0-255 (BT.601 full range) of mp4 bytes or a path.
+
+    Read as raw yuv420p so that no chroma upsampling or RGB clipping touches it; the
+    codec's limited range [16, 235] is mapped to [0, 255].
+    """
+    import tempfile
+
+    import imageio_ffmpeg
+
+    path, tmp = data, None
+    if not isinstance(data, str | os.PathLike):
+        with tempfile.NamedTemporaryFile(suffix=".mp4", delete=False) as f:
+            f.write(bytes(data))
+            path = tmp = f.name
+    try:
+        gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="yuv420p", bits_per_pixel=12)
+        w, h = next(gen)["size"]
+        ys = [np.frombuffer(x, np.uint8)[: w * h].reshape(h, w) for x in gen]
+    finally:
+        if tmp is not None:
+            os.unlink(tmp)
+    y = np.stack(ys).astype(np.float32)
+    return (y - 16.0) * (255.0 / 219.0)
+
+
+def load_video(src: Source, panel: int = -1, with_luma: bool = False):
+    """Frames (T, H, W, 3) uint8 of one source (side-by-side panels split, one kept).
+
+    With ``with_luma``, returns ``(frames, luma)`` where luma is the codec's luma plane
+    (T, H, W) for mp4 data (see :func:`decode_mp4_luma`) and None otherwise.
+    """
     from physim import video
 
     what = f"{src.path}" + (f"[{src.chunk}][{src.index}]" if src.kind == "hdf5" else "")
+    luma = None
     try:
         if src.kind == "npy":
             a = np.load(src.path, allow_pickle=False)
@@ -131,13 +162,16 @@ def load_video(src: Source, panel: int = -1) -> np.ndarray:
                 a = z[keys[0]]
         elif src.kind == "mp4":
             a = video.decode_mp4(str(src.path))
+            luma = decode_mp4_luma(str(src.path)) if with_luma else None
         else:
             import h5py
 
             with h5py.File(src.path, "r") as f:
                 a = np.asarray(f["video_streams"][src.chunk][src.index])
             if a.ndim == 1:  # mp4 bytes
-                a = video.decode_mp4(a.astype(np.uint8).tobytes())
+                raw = a.astype(np.uint8).tobytes()
+                a = video.decode_mp4(raw)
+                luma = decode_mp4_luma(raw) if with_luma else None
     except EvalInputError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file
@@ -145,12 +179,16 @@ def load_video(src: Source, panel: int = -1) -> np.ndarray:
     a = _to_uint8(a, what)
     if a.ndim != 4 or a.shape[-1] != 3:
         raise EvalInputError(f"{what}: expected (T, H, W, 3) frames, got shape {a.shape}")
+    if luma is not None and luma.shape != a.shape[:3]:
+        luma = None  # odd decoder output: fall back to RGB luma
     h, w = a.shape[1:3]
     if w != h and w % h == 0:
         k = w // h
         p = panel % k
         a = a[:, :, p * h : (p + 1) * h]
-    return np.ascontiguousarray(a)
+        luma = None if luma is None else luma[:, :, p * h : (p + 1) * h]
+    a = np.ascontiguousarray(a)
+    return (a, luma) if with_luma else a
 
 
 def looks_lossless(frames: np.ndarray, colors: np.ndarray, background=(255, 255, 255)) -> bool:
@@ -269,7 +307,7 @@ def evaluate(
         rec = truth[idx]
         src = sources[vid]
         try:
-            frames = load_video(src, panel)
+            frames, luma = load_video(src, panel, with_luma=True)
         except EvalInputError as e:
             bad_files.append(str(e))
             continue
@@ -285,7 +323,8 @@ def evaluate(
         preset = parse_preset
         if preset == "auto":
             preset = "exact" if looks_lossless(frames, rec.objects.rgb) else "lossy"
-        tracks = parse.parse(frames, rec.objects.rgb, config=preset)
+        luma = luma if preset == "lossy" else None
+        tracks = parse.parse(frames, rec.objects.rgb, config=preset, luma=luma)
         row = {
             "id": vid,
             "scenario": rec.scenario,
@@ -307,7 +346,7 @@ def evaluate(
         if "attributes" in metrics and attributes.pair_spec(rec.scenario) is not None:
             names = attributes.candidate_colors(rec)
             rgb = np.stack([world.color_rgb(c) for c in names])
-            t_c = parse.parse(frames, rgb, config=preset)
+            t_c = parse.parse(frames, rgb, config=preset, luma=luma)
             row.update(_scalar_items(attributes.video_attributes(t_c, rec, names)))
         if "cases" in metrics:
             row["_attrs"] = attributes.parsed_attributes(tracks, rec)
