@@ -134,6 +134,7 @@ def test_sigkill_then_rerun_gives_the_identical_dataset(tmp_path):
     assert tree(out) == tree(ref)
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_same_bytes(tmp_path):
     pytest.importorskip("ray", reason="Ray is optional (pip install 'physim[ray]')")
     gen(tmp_path / "local", n=40, shard_size=10)

@@ -124,6 +124,7 @@ def test_fast_geometry_equals_the_validated_one():
         assert np.array_equal(getattr(ref, f.name), getattr(mirrored, f.name)), f.name
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_batches(ds):
     want = take(iter(make(ds, seed=8)), 2)
     it = iter(make(ds, seed=8, workers=1))
