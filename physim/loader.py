@@ -23,10 +23,14 @@ Every batch is a dict:
 from __future__ import annotations
 
 import dataclasses
+import sys
+import threading
 
 import numpy as np
 
 from physim import world
+
+_POOL = 16  # frames buffers kept for reuse per process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,34 @@ class RenderBatch:
             raise ValueError(f"n_frames must be in [1, {ds.n_frames}], got {n_frames}")
         self.n_frames = t
         self.n_bodies = max(ds.max_bodies, 1)
+        self._pool: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_pool"], state["_lock"] = [], None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _frames(self, shape, out: dict) -> None:
+        """Put a frames buffer of ``shape`` into ``out``: a pooled one nobody else holds
+        any more, else a new one. Writing into memory that was touched before avoids
+        the page faults of fresh allocations, which otherwise cost more than drawing."""
+        with self._lock:
+            for a in self._pool:
+                # References: the pool's list, the loop variable, getrefcount's argument.
+                # Anything more (a batch still alive, a view, a zero-copy jax array)
+                # means the buffer is in use.
+                if a.shape == shape and sys.getrefcount(a) <= 3:
+                    out["frames"] = a
+                    return
+            a = np.empty(shape, dtype=np.uint8)
+            if len(self._pool) < _POOL:
+                self._pool.append(a)
+            out["frames"] = a
 
     def __call__(self, items) -> dict[str, np.ndarray]:
         from physim import render
@@ -76,7 +108,6 @@ class RenderBatch:
 
         b, t, r, n = len(items), self.n_frames, self.resolution, self.n_bodies
         out = {
-            "frames": np.empty((b, t, r, r, 3), dtype=np.uint8),
             "positions": np.zeros((b, t, n, 2), dtype=np.float32),
             "velocities": np.zeros((b, t, n, 2), dtype=np.float32),
             "radii": np.zeros((b, n), dtype=np.float32),
@@ -84,6 +115,7 @@ class RenderBatch:
             "index": np.zeros(b, dtype=np.int64),
             "flipped": np.zeros(b, dtype=bool),
         }
+        self._frames((b, t, r, r, 3), out)
         for j, (i, flip) in enumerate(items):
             i = int(i)
             st = self.ds.states(i)

@@ -131,3 +131,36 @@ def test_worker_processes_give_the_same_batches(ds):
     got = take(it, 2)
     for x, y in zip(want, got, strict=True):
         assert all(np.array_equal(x[k], y[k]) for k in x)
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_pooled_frame_buffers_never_overwrite_live_batches(ds, threads):
+    it = iter(make(ds, seed=9, threads=threads, batch_size=3))
+    held = next(it)
+    copy = held["frames"].copy()
+    view = next(it)["frames"][1]  # only a view of the second batch survives
+    view_copy = view.copy()
+    later = take(it, 12)
+    assert np.array_equal(held["frames"], copy) and np.array_equal(view, view_copy)
+    bases = {id(b["frames"]) for b in later}
+    assert id(held["frames"]) not in bases and id(view.base) not in bases
+    ref = take(iter(make(ds, seed=9, threads=threads, batch_size=3)), 14)[2:]
+    for x, y in zip(later, ref, strict=True):  # recycled buffers hold the right frames
+        assert np.array_equal(x["frames"], y["frames"])
+
+
+def test_recycled_buffers_hold_the_right_frames(ds):
+    it = iter(make(ds, seed=10, threads=0, batch_size=3))
+    got = []
+    for _ in range(8):
+        b = next(it)
+        got.append(b["frames"].copy())
+        del b  # released: its buffer goes back to the pool
+    it2 = iter(make(ds, seed=10, threads=0, batch_size=3))
+    ref = [next(it2)["frames"].copy() for _ in range(8)]
+    assert all(np.array_equal(x, y) for x, y in zip(got, ref, strict=True))
+    rb = loader.RenderBatch(ds, 8, 4)
+    first = rb([(0, False)])["frames"]
+    addr = first.ctypes.data
+    del first
+    assert rb([(1, False)])["frames"].ctypes.data == addr  # the pool did reuse it
