@@ -49,7 +49,8 @@ class ParseConfig:
 
     Attributes:
       stride: coarse-pass grid spacing in pixels; must be small enough that every object
-        covers a grid point (2.8 px radius at stride 4).
+        covers a grid point (2.8 px radius at stride 4). Capped at R / 32 so that at any
+        resolution R a 0.3-unit object covers one.
       bg_tol: max per-channel deviation (0-255) from the background still called background.
       res_tol: max RGB residual (L2, 0-255 units) of a colour decomposition; worse pixels
         are unknown colour.
@@ -59,6 +60,9 @@ class ParseConfig:
         from its chroma direction (cosine to the colour's at least ``cos_tol``): lossy codecs
         keep luma at full resolution but blur and shift chroma (yuv420).
       cos_tol: see ``lossy``.
+      min_memb: memberships below this are dropped (codec noise far from any object would
+        otherwise weigh on second moments).
+      coarse_memb: membership a coarse sample needs to place an object's box there.
     """
 
     stride: int = 4
@@ -68,12 +72,16 @@ class ParseConfig:
     margin: int = 2
     lossy: bool = False
     cos_tol: float = 0.85
+    min_memb: float = 0.0
+    coarse_memb: float = 0.0
 
 
 # Presets: lossless renders, and lossy inputs (mp4, VAE decodes, model samples).
 PARSE_PRESETS: dict[str, ParseConfig] = {
     "exact": ParseConfig(),
-    "lossy": ParseConfig(bg_tol=8, res_tol=40.0, min_area=4.0, lossy=True),
+    "lossy": ParseConfig(
+        bg_tol=8, res_tol=40.0, min_area=4.0, lossy=True, min_memb=0.02, coarse_memb=0.25
+    ),
 }
 
 
@@ -249,8 +257,9 @@ def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, out)
 
 @numba.njit(cache=True)
 def _parse_frames(
-    frames, luma, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, lossy, cos_tol, acc, unk
-):
+    frames, luma, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, lossy, cos_tol,
+    min_memb, coarse_memb, acc, unk,
+):  # fmt: skip
     """Accumulate memberships of frames (B, T, H, W, 3) uint8.
 
     acc (B, T, K, 10): w, sx, sy, sxx, syy, sxy, rmin, rmax, cmin, cmax (pixel units).
@@ -322,7 +331,7 @@ def _parse_frames(
                     f[r, c, 0], f[r, c, 1], f[r, c, 2], bg, cols, gram_inv, res_tol2, memb
                 )
                 for k in range(k_n + 1):
-                    if (u > 0.0) if k == k_n else (memb[k] > 0.0):
+                    if (u > coarse_memb) if k == k_n else (memb[k] > coarse_memb):
                         box[k, 0] = min(box[k, 0], r)
                         box[k, 1] = max(box[k, 1], r)
                         box[k, 2] = min(box[k, 2], c)
@@ -396,7 +405,10 @@ def _parse_frames(
                             continue
                         for k in range(k_n):
                             a = memb[k]
-                            if a > 0.0:
+                            # Only inside the colour's own box: noise in another
+                            # object's box must not weigh on this one's moments.
+                            inside = box[k, 0] <= r <= box[k, 1] and box[k, 2] <= c <= box[k, 3]
+                            if a > min_memb and inside:
                                 rw[k, 0] += a
                                 rw[k, 1] += a * x
                                 rw[k, 2] += a * x * x
@@ -489,12 +501,14 @@ def parse_batch(
         bg,
         cols,
         gram_inv,
-        cfg.stride,
+        max(1, min(cfg.stride, h // 32)),  # objects of 0.3 units still cover grid points
         cfg.bg_tol,
         float(cfg.res_tol) ** 2,
         cfg.margin,
         cfg.lossy,
         cfg.cos_tol,
+        cfg.min_memb,
+        cfg.coarse_memb,
         acc,
         unk,
     )
