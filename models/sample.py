@@ -44,7 +44,7 @@ class Sampler:
         video = np.concatenate([known, np.repeat(known[:, -1:], d.frames - d.n_cond, 1)], 1)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b))
         out = _generate(self, jnp.asarray(video), keys, int(steps))
-        out = np.asarray(out)
+        out = np.array(out)
         out[:, : d.n_cond] = known
         return out
 
@@ -83,7 +83,8 @@ def load(workdir: str, step: int | None = None, ema: bool = True) -> Sampler:
     cfg = train.resolve_precision(checkpoint.config_of(meta))
     if cfg.model != "dit":
         raise ValueError(f"{workdir} holds a {cfg.model!r} run; sampling needs a DiT")
-    g, _, r, t = train.split_params(train.build_model(cfg, abstract=True))
+    # A concrete model: its non-trainable tables (RoPE, positions) must be real arrays.
+    g, _, r, t = train.split_params(train.build_model(cfg))
     from flax import nnx
     params, _ = checkpoint.load_weights(workdir, nnx.to_pure_dict(t), step, ema=ema)
     vae = None

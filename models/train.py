@@ -126,9 +126,11 @@ def make_step(loss, tx, schedule, tc: configs.TrainConfig):
             state["params"], batch, key, frozen)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        d = tc.ema_decay
+        # EMA with warmup: early on the average would otherwise be mostly the init weights.
+        t = state["step"].astype(jnp.float32)
+        d = jnp.minimum(tc.ema_decay, (1.0 + t) / (10.0 + t))
         ema = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state["ema"], params)
-        metrics = dict(metrics, grad_norm=optax.global_norm(grads), lr=schedule(state["step"]))
+        metrics = dict(metrics, grad_norm=optax.tree.norm(grads), lr=schedule(state["step"]))
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state,
                 "ema": ema}, metrics
     return step
@@ -143,7 +145,7 @@ def load_frozen_vae(cfg: configs.Config, calib_batch: np.ndarray):
     vcfg = resolve_precision(checkpoint.config_of(meta))
     if vcfg.vae != dataclasses.replace(cfg.vae, dtype=vcfg.vae.dtype):
         raise ValueError(f"vae config of {cfg.vae_workdir} differs from this run's cfg.vae")
-    g, _, r, t = split_params(build_model(vcfg, abstract=True))
+    g, _, r, t = split_params(build_model(vcfg))
     params, _ = checkpoint.load_weights(cfg.vae_workdir, nnx.to_pure_dict(t))
     mean, _ = jax.jit(lambda p, x: merge(g, t, r, p).encode(to_float(x)))(params, calib_batch)
     return (g, t, r), {"vae": params, "scale": 1.0 / (jnp.std(mean) + 1e-6)}
@@ -194,6 +196,7 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
     if cfg.model == "dit" and cfg.latent:
         vae_parts, frozen = load_frozen_vae(cfg, it.batch(0))
         frozen = jax.device_put(frozen, repl)
+    latent_scale = float(frozen["scale"]) if frozen else None
     loss = make_loss(cfg, graphdef, template, rest, vae_parts)
     step_fn = jax.jit(make_step(loss, tx, schedule, tc), donate_argnums=(0,))
 
@@ -234,7 +237,8 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
         if done % tc.ckpt_every == 0 or done == end:
             checkpoint.save(mngr, done, state, {"config": configs.to_dict(cfg), "step": done,
                                                 "data": it.get_state(),
-                                                "flops_per_step": flops})
+                                                "flops_per_step": flops,
+                                                "latent_scale": latent_scale})
     if bar is not None:
         bar.close()
     return last
