@@ -208,17 +208,17 @@ class Dataset:
             raise KeyError(f"no video {video_id!r} in {self.path}") from None
 
     # -- rendering ---------------------------------------------------------------------
-    def geometry(self, i):
+    def geometry(self, i, states: dict | None = None):
         """The :class:`physim.render.Geometry` that draws video ``i`` (body frame).
 
         A scenario spec may define ``geometry(record)`` (composite bodies); otherwise one
-        primitive per object, from its shape, radius and colour.
+        primitive per object, from its shape, radius and colour (``states``: this video's
+        :meth:`states`, if already at hand).
         """
-
         spec = self.spec
         if spec is not None and hasattr(spec, "geometry"):
             return spec.geometry(self[i])
-        st = self.states(i)
+        st = self.states(i) if states is None else states
         return object_geometry(st["radii"], st["shapes"], st["colors"])
 
     def frames(self, i, resolution: int = world.DEFAULT_RESOLUTION, n_frames=None, flip=False):
@@ -230,7 +230,7 @@ class Dataset:
         t = st["positions"].shape[0] if n_frames is None else int(n_frames)
         if not 1 <= t <= st["positions"].shape[0]:
             raise ValueError(f"n_frames must be in [1, {st['positions'].shape[0]}], got {n_frames}")
-        pos, ang, geom = st["positions"][:t], st["angles"][:t], self.geometry(i)
+        pos, ang, geom = st["positions"][:t], st["angles"][:t], self.geometry(i, st)
         if flip:
             pos, ang, geom = flip_states(pos, ang, geom)
         return render.render_bodies(geom, pos, ang, resolution)

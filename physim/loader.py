@@ -120,7 +120,7 @@ class RenderBatch:
             i = int(i)
             st = self.ds.states(i)
             pos, vel, ang = st["positions"][:t], st["velocities"][:t], st["angles"][:t]
-            geom = self.ds.geometry(i)
+            geom = self.ds.geometry(i, st)
             if flip:
                 pos, ang, geom = flip_states(pos, ang, geom)
                 vel = vel * np.array([-1.0, 1.0])
