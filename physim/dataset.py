@@ -24,7 +24,7 @@ import numpy as np
 
 from physim import shards as sh
 from physim import world
-from physim.generate import MANIFEST_VERSION, make_spec
+from physim.plan import MANIFEST_VERSION, make_spec
 from physim.record import Record
 
 

@@ -20,147 +20,29 @@ impossible are dropped, so a grid split can hold fewer videos than rows.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import hashlib
 import json
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-import physim
 from physim import shards as sh
 from physim import world
-
-MANIFEST_VERSION = 1
-DEFAULT_SHARD_SIZE = 10_000  # batch scenarios (a few MB per shard)
-DEFAULT_RECORD_SHARD_SIZE = 100  # per-video (slow) scenarios: small shards resume finely
-
-
-# --------------------------------------------------------------------------- scenario specs
-
-
-def _jsonable(v):
-    if isinstance(v, tuple | list):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _tuples(v):
-    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
-
-
-def spec_fields(spec) -> dict:
-    """JSON-able init fields of a scenario spec (a frozen dataclass)."""
-    if not dataclasses.is_dataclass(spec):
-        raise ValueError(f"scenario spec must be a dataclass, got {type(spec).__name__}")
-    return {f.name: _jsonable(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.init}
-
-
-def make_spec(scenario: str, fields: dict | None = None):
-    """Scenario spec from its registry name and (JSON) fields; ``ValueError`` if unknown."""
-    from physim.scenarios import scenario as lookup
-
-    return lookup(scenario, **{k: _tuples(v) for k, v in (fields or {}).items()})
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_spec(scenario: str, fields_json: str):
-    return make_spec(scenario, json.loads(fields_json))
-
-
-def _canon(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-# --------------------------------------------------------------------------- the plan
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """What a split of a dataset is: everything its bytes depend on.
-
-    Attributes:
-      scenario: registry name; spec: its fields (JSON); seed: dataset seed; split: name.
-      n: videos requested; grid_size: rows of the split's grid (None for random splits).
-      shard_size: video positions per shard; physim_version: the writing version.
-    """
-
-    scenario: str
-    spec: dict
-    seed: int
-    split: str
-    n: int
-    grid_size: int | None
-    shard_size: int
-    physim_version: str = physim.__version__
-    format_version: int = MANIFEST_VERSION
-
-    @property
-    def n_selected(self) -> int:
-        return self.n if self.grid_size is None else min(self.n, self.grid_size)
-
-    @property
-    def n_shards(self) -> int:
-        return -(-self.n_selected // self.shard_size)
-
-    @property
-    def spec_sha(self) -> str:
-        return hashlib.sha256(_canon([self.scenario, self.spec]).encode()).hexdigest()
-
-    def indices(self, k: int) -> np.ndarray:
-        """(m,) int64 video indices (grid rows for eval splits) of shard ``k``."""
-        pos = np.arange(k * self.shard_size, min((k + 1) * self.shard_size, self.n_selected))
-        if self.grid_size is None or self.n >= self.grid_size:
-            return pos.astype(np.int64)
-        return (pos * self.grid_size) // self.n  # n rows evenly spaced over the grid
-
-    def shard_file(self, k: int) -> str:
-        return f"{self.split}/shard-{k:05d}-of-{self.n_shards:05d}.npz"
-
-    def sidecar_file(self, k: int) -> str:
-        return f"{self.split}/.shard-{k:05d}-of-{self.n_shards:05d}.json"
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1) + "\n"
-
-    @property
-    def selection(self) -> str:
-        if self.grid_size is None:
-            return f"random: indices 0..{self.n - 1}"
-        if self.n >= self.grid_size:
-            return f"grid: all {self.grid_size} rows"
-        return f"grid: {self.n} of {self.grid_size} rows, evenly spaced (row = floor(k*G/n))"
-
-
-def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_size=None) -> Plan:
-    """Validated :class:`Plan`. ``scenario`` is a registry name or a spec object."""
-    if isinstance(scenario, str):
-        spec = make_spec(scenario, dict(overrides or {}))
-        name = scenario
-    else:
-        spec, name = scenario, type(scenario).name
-        if overrides:
-            spec = dataclasses.replace(spec, **overrides)
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
-        raise ValueError(f"--n must be a positive integer, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
-        raise ValueError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
-    splits = getattr(spec, "splits", ("train",))
-    if split not in splits:
-        raise ValueError(f"{name}: unknown split {split!r}; known: {list(splits)}")
-    grid = spec.size(split) if hasattr(spec, "size") else None
-    if shard_size is None:
-        shard_size = DEFAULT_SHARD_SIZE if hasattr(spec, "batch") else DEFAULT_RECORD_SHARD_SIZE
-    if isinstance(shard_size, bool) or int(shard_size) != shard_size or shard_size < 1:
-        raise ValueError(f"shard size must be a positive integer, got {shard_size!r}")
-    return Plan(name, spec_fields(spec), int(seed), split, int(n), grid, int(shard_size))
-
+from physim.plan import (  # noqa: F401  (re-exported)
+    DEFAULT_RECORD_SHARD_SIZE,
+    DEFAULT_SHARD_SIZE,
+    MANIFEST_VERSION,
+    Plan,
+    _cached_spec,
+    _canon,
+    _existing_plans,
+    check_out,
+    make_plan,
+    make_spec,
+    read_plan,
+    spec_fields,
+)
 
 # --------------------------------------------------------------------------- one shard
 
@@ -238,68 +120,6 @@ def verified_info(out, plan: Plan, k: int) -> dict | None:
         return info if ok else None
     except (ValueError, KeyError, OSError):
         return None
-
-
-# --------------------------------------------------------------------------- output folder
-
-
-def read_plan(out, split: str) -> Plan | None:
-    p = Path(out) / split / "plan.json"
-    if not p.exists():
-        return None
-    try:
-        return Plan(**json.loads(p.read_text()))
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{p} is not a readable physim plan ({e})") from None
-
-
-def _existing_plans(out: Path) -> list[Plan]:
-    plans = []
-    for entry in sorted(os.listdir(out)):
-        if (out / entry / "plan.json").is_file():
-            plans.append(read_plan(out, entry))
-    return plans
-
-
-def check_out(out, plan: Plan) -> None:
-    """Raise ``ValueError`` unless ``out`` can receive this split (nothing is written).
-
-    ``out`` must be absent, empty, or a physim dataset of the same scenario spec and seed
-    (another split, or this very split with the same plan: a resume).
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output {out} exists and is not a directory")
-    if not out.exists():
-        parent = next((p for p in out.parents if p.exists()), Path("."))
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise ValueError(f"cannot create output directory {out}: {parent} is not writable")
-        return
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ValueError(f"output directory {out} is not writable")
-    entries = [e for e in os.listdir(out) if not e.startswith(".tmp-")]
-    plans = _existing_plans(out)
-    if entries and not plans and not (out / "manifest.json").exists():
-        raise ValueError(
-            f"output directory {out} is not empty and is not a physim dataset; "
-            "refusing to write into it (choose an empty or new directory)"
-        )
-    for other in plans:
-        if (other.scenario, other.spec, other.seed) != (plan.scenario, plan.spec, plan.seed):
-            raise ValueError(
-                f"{out} holds a dataset of scenario {other.scenario!r} with seed {other.seed} "
-                "and another spec; use a different --out"
-            )
-        if other.split == plan.split and other != plan:
-            diff = [
-                f"{f.name}={getattr(other, f.name)!r}"
-                for f in dataclasses.fields(Plan)
-                if getattr(other, f.name) != getattr(plan, f.name)
-            ]
-            raise ValueError(
-                f"{out}/{plan.split} was generated with a different plan ({', '.join(diff)}); "
-                "use a different --out"
-            )
 
 
 # --------------------------------------------------------------------------- manifest

@@ -4,31 +4,7 @@ A shard holds M videos of one split as columns (one ``.npy`` member each), plus 
 ``meta`` member (a 0-d unicode array holding JSON: code tables, scenario, seed, ...).
 Nothing is pickled: every member loads with ``np.load(path, allow_pickle=False)``.
 
-Columns (M videos, T frames, N = the shard's largest body count, E = its largest event count):
-
-==================  ===================  ==============================================
-``index``           (M,) int64           video index within the split (grid row for eval)
-``level``           (M,) int16           code into ``meta["levels"]``
-``n_cond``          (M,) int16           conditioning frames
-``n_bodies``        (M,) int16           bodies of each video (rows past it are padding)
-``param.<name>``    (M,) float64         scalar parameters (NaN where a video lacks one)
-``radii/masses``    (M, N) float64       world units / mass units
-``shapes/colors``   (M, N) int8          codes into ``meta["shapes"]`` / ``meta["colors"]``
-``positions``       (M, T, N, 2) float64 world units, y up, at ``t_k = k * dt``
-``velocities``      (M, T, N, 2) float64 world units / s
-``angles``          (M, T, N) float64    radians (absent when all zero: disc scenarios)
-``angular_velocities`` (M, T, N) float64 radians / s (absent when all zero)
-``event_times``     (M, E) float64       seconds (slots past ``event_counts`` are 0)
-``event_frames``    (M, E) int32         first frame at or after each event
-``event_pairs``     (M, E, 2) int32      body pairs; negative partner = wall
-``event_counts``    (M,) int32
-``extra_bytes/offsets`` uint8 / (M+1,) int64  UTF-8 JSON of ``Record.extra`` (record shards)
-``id_bytes/offsets``    uint8 / (M+1,) int64  ids, only when they are not canonical
-==================  ===================  ==============================================
-
-States are float64 on purpose: a record read back equals the simulator's output bit for
-bit, so truth, events and frames rendered from disk agree exactly with a fresh
-simulation (3M uniform-motion videos take ~3.5 GB).
+The columns are described in :mod:`physim.columns`.
 
 The zip container is written by hand: members are stored (not compressed), timestamps are
 fixed, and every array's data starts on a 64-byte boundary, so the same columns always
@@ -37,7 +13,6 @@ give the same bytes and readers can memory-map columns without copying.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -50,177 +25,23 @@ import zipfile
 
 import numpy as np
 
-from physim import physics, world
+from physim import world
+from physim.columns import (  # noqa: F401  (re-exported: the shard API)
+    SHARD_FORMAT,
+    _unblob,
+    columns_from_batch,
+    columns_from_records,
+    records_equal,
+    video_id,
+)
 from physim.record import Record, Trajectory
 
-SHARD_FORMAT = 1
 _ALIGN = 64
 _EXTRA_ID = 0x7068  # private zip extra-field id ("ph") used only for alignment padding
 
 
 class ShardError(ValueError):
     """A shard file that is missing, corrupt or inconsistent with its manifest."""
-
-
-# --------------------------------------------------------------------------- canonical ids
-
-
-def video_id(scenario: str, split: str, index: int) -> str:
-    """Canonical id of video ``index`` of a split, e.g. ``"uniform-train-0000042"``."""
-    return f"{scenario}-{split}-{int(index):07d}"
-
-
-# --------------------------------------------------------------------------- building
-
-
-def _blob(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    data = [s.encode("utf-8") for s in strings]
-    offsets = np.zeros(len(data) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(d) for d in data])
-    return np.frombuffer(b"".join(data), dtype=np.uint8).copy(), offsets
-
-
-def _unblob(data: np.ndarray, offsets: np.ndarray, k: int) -> str:
-    return bytes(data[offsets[k] : offsets[k + 1]]).decode("utf-8")
-
-
-def _events(times, pairs, counts, frames=None):
-    """Re-pad event arrays to the largest count (at least 1), zeros past each count."""
-    m = counts.shape[0]
-    e = max(int(counts.max(initial=0)), 1)
-    t = np.zeros((m, e))
-    p = np.zeros((m, e, 2), dtype=np.int32)
-    keep = np.arange(e)[None, :] < counts[:, None]
-    w = min(e, times.shape[1])
-    t[:, :w] = np.where(keep[:, :w], times[:, :w], 0.0)
-    p[:, :w] = np.where(keep[:, :w, None], pairs[:, :w], 0)
-    if frames is None:
-        f = np.where(keep, physics.event_frames(t), 0).astype(np.int32)
-    else:
-        f = np.zeros((m, e), dtype=np.int32)
-        f[:, :w] = np.where(keep[:, :w], frames[:, :w], 0)
-    return t, f, p, counts.astype(np.int32)
-
-
-def _meta(scenario, split, seed, levels, dt, extra_meta) -> dict:
-    return {
-        "format": SHARD_FORMAT,
-        "scenario": scenario,
-        "split": split,
-        "seed": int(seed),
-        "levels": list(levels),
-        "shapes": list(world.SHAPES),
-        "colors": list(world.PALETTE),
-        "dt": float(dt),
-        **(extra_meta or {}),
-    }
-
-
-def columns_from_batch(batch, extra_meta: dict | None = None) -> dict[str, np.ndarray]:
-    """Shard columns of a :class:`physim.scenarios.base.Batch` (see the module docstring)."""
-    m, n = batch.radii.shape
-    t, f, p, c = _events(batch.event_times, batch.event_pairs, batch.event_counts)
-    cols = {
-        "index": batch.index.astype(np.int64),
-        "level": batch.level.astype(np.int16),
-        "n_cond": np.full(m, batch.n_cond, dtype=np.int16),
-        "n_bodies": np.full(m, n, dtype=np.int16),
-        **{f"param.{k}": np.asarray(v, dtype=np.float64) for k, v in batch.params.items()},
-        "radii": batch.radii.astype(np.float64),
-        "masses": batch.masses.astype(np.float64),
-        "shapes": batch.shapes.astype(np.int8),
-        "colors": batch.colors.astype(np.int8),
-        "positions": batch.positions.astype(np.float64),
-        "velocities": batch.velocities.astype(np.float64),
-        "angles": batch.angles.astype(np.float64),
-        "angular_velocities": batch.angular_velocities.astype(np.float64),
-        "event_times": t,
-        "event_frames": f,
-        "event_pairs": p,
-        "event_counts": c,
-    }
-    _drop_zero_angles(cols)
-    meta = _meta(batch.scenario, batch.split, batch.seed, batch.levels, batch.dt, extra_meta)
-    cols["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    return cols
-
-
-def columns_from_records(
-    records: list[Record], scenario: str, split: str, seed: int, extra_meta: dict | None = None
-) -> dict[str, np.ndarray]:
-    """Shard columns of a list of :class:`Record` (bodies padded to the largest count)."""
-    if not records:
-        raise ValueError("a shard needs at least one record")
-    m = len(records)
-    n = max(r.objects.n for r in records)
-    nt = {r.trajectory.n_frames for r in records}
-    if len(nt) != 1:
-        raise ValueError(f"records of one shard must share a frame count, got {sorted(nt)}")
-    (nt,) = nt
-    dts = {round(float(np.diff(r.trajectory.times[:2])[0]), 12) for r in records}
-    levels = sorted({r.level for r in records})
-    pnames = list(dict.fromkeys(k for r in records for k in r.params))
-    cols = {
-        "index": np.empty(m, np.int64),
-        "level": np.array([levels.index(r.level) for r in records], dtype=np.int16),
-        "n_cond": np.array([r.n_cond for r in records], dtype=np.int16),
-        "n_bodies": np.array([r.objects.n for r in records], dtype=np.int16),
-        **{f"param.{k}": np.array([r.params.get(k, np.nan) for r in records]) for k in pnames},
-        "radii": np.zeros((m, n)),
-        "masses": np.zeros((m, n)),
-        "shapes": np.zeros((m, n), np.int8),
-        "colors": np.zeros((m, n), np.int8),
-        "positions": np.zeros((m, nt, n, 2)),
-        "velocities": np.zeros((m, nt, n, 2)),
-        "angles": np.zeros((m, nt, n)),
-        "angular_velocities": np.zeros((m, nt, n)),
-    }
-    colors = list(world.PALETTE)
-    ids, canonical = [], True
-    for k, r in enumerate(records):
-        tail = r.id.rsplit("-", 1)[-1]
-        idx = int(tail) if tail.isdigit() else k
-        cols["index"][k] = idx
-        canonical &= r.id == video_id(scenario, split, idx)
-        ids.append(r.id)
-        b = r.objects.n
-        cols["radii"][k, :b] = r.objects.radii
-        cols["masses"][k, :b] = r.objects.masses
-        cols["shapes"][k, :b] = [world.SHAPE_CODES[s] for s in r.objects.shapes]
-        cols["colors"][k, :b] = [colors.index(c) for c in r.objects.colors]
-        tr = r.trajectory
-        cols["positions"][k, :, :b] = tr.positions
-        cols["velocities"][k, :, :b] = tr.velocities
-        cols["angles"][k, :, :b] = tr.angles
-        cols["angular_velocities"][k, :, :b] = tr.angular_velocities
-    counts = np.array([len(r.trajectory.event_times) for r in records], dtype=np.int32)
-    e = max(int(counts.max()), 1)
-    times, frames = np.zeros((m, e)), np.zeros((m, e), np.int32)
-    pairs = np.zeros((m, e, 2), np.int32)
-    for k, r in enumerate(records):
-        ne = counts[k]
-        times[k, :ne] = r.trajectory.event_times
-        frames[k, :ne] = r.trajectory.event_frames
-        pairs[k, :ne] = r.trajectory.event_pairs
-    cols["event_times"], cols["event_frames"], cols["event_pairs"], cols["event_counts"] = _events(
-        times, pairs, counts, frames
-    )
-    _drop_zero_angles(cols)
-    if any(r.extra for r in records):
-        cols["extra_bytes"], cols["extra_offsets"] = _blob(
-            [json.dumps(r.extra, sort_keys=True) for r in records]
-        )
-    if not canonical:
-        cols["id_bytes"], cols["id_offsets"] = _blob(ids)
-    meta = _meta(scenario, split, seed, levels, dts.pop() if len(dts) == 1 else 0.0, extra_meta)
-    cols["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    return cols
-
-
-def _drop_zero_angles(cols):
-    for k in ("angles", "angular_velocities"):
-        if not np.any(cols[k]):
-            del cols[k]
 
 
 # --------------------------------------------------------------------------- npz bytes
@@ -500,24 +321,3 @@ class Shard:
             except BufferError:  # views still alive; the map closes when they die
                 pass
         self._file.close()
-
-
-def records_equal(a: Record, b: Record) -> bool:
-    """Exact equality of two records (metadata, attributes, every state array)."""
-    if (a.id, a.scenario, a.split, a.level, a.seed, a.n_cond) != (
-        b.id, b.scenario, b.split, b.level, b.seed, b.n_cond
-    ):  # fmt: skip
-        return False
-    if a.params != b.params or a.extra != b.extra:
-        return False
-    if (a.objects.shapes, a.objects.colors) != (b.objects.shapes, b.objects.colors):
-        return False
-    if not (
-        np.array_equal(a.objects.radii, b.objects.radii)
-        and np.array_equal(a.objects.masses, b.objects.masses)
-    ):
-        return False
-    return all(
-        np.array_equal(getattr(a.trajectory, f.name), getattr(b.trajectory, f.name))
-        for f in dataclasses.fields(Trajectory)
-    )

@@ -219,7 +219,9 @@ def test_per_video_scenarios_use_record_shards(tmp_path, monkeypatch):
     from physim import render, scenarios
 
     monkeypatch.setitem(scenarios.REGISTRY, "recfake", _record_factory)
-    monkeypatch.setattr(generate, "spec_fields", lambda spec: {})
+    from physim import plan
+
+    monkeypatch.setattr(plan, "spec_fields", lambda spec: {})
     r = generate.generate("recfake", "train", 7, 1, tmp_path / "d", progress=False)
     assert r["complete"] and r["n_shards"] == 1  # per-video scenarios default to small shards
     ds = dataset.open(tmp_path / "d")
