@@ -20,6 +20,10 @@ import numpy as np
 from physim import world
 
 CIRCLE, RING, POLYGON = 0, 1, 2  # Geometry.kind codes
+_SQUARE_CORNERS = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+# Geometry kind of each world.SHAPES code (ball, square, ring).
+_KIND_OF_SHAPE = np.array([{"ball": CIRCLE, "square": POLYGON, "ring": RING}[s]
+                           for s in world.SHAPES], dtype=np.int32)  # fmt: skip
 
 
 def _rgb(color) -> np.ndarray:
@@ -94,11 +98,10 @@ class Geometry:
         if not (np.isfinite(self.params).all() and np.isfinite(self.verts).all()):
             raise ValueError("Geometry params and verts must be finite")
         # Layer p spans primitives [p, layer_end[p]); only entries at layer starts are used.
-        end = np.arange(1, p + 1, dtype=np.int32)
-        for i in range(p - 2, -1, -1):
-            same = self.body[i] == self.body[i + 1] and (self.colors[i] == self.colors[i + 1]).all()
-            end[i] = end[i + 1] if same else i + 1
-        object.__setattr__(self, "layer_end", end)
+        same = (self.body[:-1] == self.body[1:]) & (self.colors[:-1] == self.colors[1:]).all(1)
+        last = np.append(np.flatnonzero(~same), p - 1)  # last primitive of each layer
+        end = last[np.searchsorted(last, np.arange(p))] + 1 if p else np.zeros(0)
+        object.__setattr__(self, "layer_end", end.astype(np.int32))
         # Number of bodies the table refers to (max(body) + 1; 0 when empty).
         object.__setattr__(self, "n_bodies", int(self.body.max()) + 1 if p else 0)
 
@@ -162,20 +165,46 @@ class Geometry:
     def from_objects(objects: world.Objects) -> Geometry:
         """One primitive per object, body i = object i: ball → circle of its radius,
         square → square of half side r, ring → ring with inner radius ``RING_INNER * r``."""
-        n = objects.n
-        kind, params = np.zeros(n, np.int32), np.zeros((n, 4))
-        start, count, verts = np.zeros(n, np.int32), np.zeros(n, np.int32), []
-        corners = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
-        for i, (r, shape) in enumerate(zip(objects.radii, objects.shapes, strict=True)):
-            if shape == "ball":
-                kind[i], params[i, 2] = CIRCLE, r
-            elif shape == "ring":
-                kind[i], params[i, 2:] = RING, (r, world.RING_INNER * r)
-            elif shape == "square":
-                kind[i], start[i], count[i] = POLYGON, 4 * len(verts), 4
-                verts.append(corners * r)
-            else:
-                raise ValueError(f"cannot draw shape {shape!r}")
-        v = np.concatenate(verts) if verts else np.zeros((0, 2))
+        codes = np.array([world.shape_code(s) for s in objects.shapes], dtype=np.int32)
+        return Geometry.from_discs(objects.radii, codes, objects.rgb)
+
+    @staticmethod
+    def from_discs(radii, shape_codes, rgb) -> Geometry:
+        """:meth:`from_objects` from arrays (the same table), without per-object Python work.
+
+        Args:
+          radii: (N,) world units (a square's half side, a ring's outer radius), finite.
+          shape_codes: (N,) integer codes of :data:`physim.world.SHAPES`.
+          rgb: (N, 3) colours, integers 0..255.
+        """
+        r = np.ascontiguousarray(radii, dtype=np.float64)
+        code, c = np.asarray(shape_codes), np.asarray(rgb)
+        n = r.shape[0] if r.ndim == 1 else -1
+        if n < 0 or code.shape != (n,) or code.dtype.kind not in "iu" or c.shape != (n, 3):
+            raise ValueError(f"need radii (N,), integer shape_codes (N,) and rgb (N, 3), got "
+                             f"{r.shape}, {code.shape} {code.dtype} and {c.shape}")  # fmt: skip
+        if n and (code.min() < 0 or code.max() >= len(world.SHAPES)):
+            raise ValueError(f"cannot draw shape codes {np.unique(code).tolist()}")
+        if c.dtype != np.uint8:
+            if c.dtype.kind not in "iu" or (n and (c.min() < 0 or c.max() > 255)):
+                raise ValueError("rgb must hold integers 0..255")
+            c = c.astype(np.uint8)
+        if not np.isfinite(r).all():
+            raise ValueError("Geometry params and verts must be finite")
+        kind = _KIND_OF_SHAPE[code]
+        square = kind == POLYGON
+        params = np.zeros((n, 4))
+        params[:, 2] = np.where(square, 0.0, r)
+        params[:, 3] = np.where(kind == RING, world.RING_INNER * r, 0.0)
+        count = 4 * square.astype(np.int32)
+        start = np.where(square, np.cumsum(count, dtype=np.int32) - 4, 0).astype(np.int32)
+        verts = (_SQUARE_CORNERS * r[square, None, None]).reshape(-1, 2)
+        # Valid by construction: bypass __post_init__ (every body is its own layer).
+        g = object.__new__(Geometry)
         body = np.arange(n, dtype=np.int32)
-        return Geometry(kind, body, params, v, start, count, objects.rgb)
+        for name, value in [("kind", kind), ("body", body), ("params", params),
+                            ("verts", verts), ("vert_start", start), ("vert_count", count),
+                            ("colors", np.ascontiguousarray(c)), ("layer_end", body + 1),
+                            ("n_bodies", n)]:  # fmt: skip
+            object.__setattr__(g, name, value)
+        return g

@@ -10,7 +10,7 @@ import physim
 from physim import world
 from physim.geometry import Geometry
 from physim.record import Trajectory
-from physim.render import render, render_bodies, render_into
+from physim.render import render, render_bodies, render_discs_into, render_into
 
 R = 128
 S = R / world.WORLD_SIZE  # pixels per world unit
@@ -233,3 +233,124 @@ def test_bad_inputs_raise_clear_errors():
         Geometry.empty().add_circle(0, 1.0, "mauve")
     with pytest.raises(ValueError, match="radius"):
         Geometry.empty().add_circle(0, -1.0, "red")
+
+
+def _random_disc_scenes(rng, n_videos, n_frames, n_objects):
+    """Radii, shape codes, colours, positions and angles of random disc scenes, some objects
+    partly or wholly outside the frame, some at pixel-aligned or zero coordinates."""
+    radii = rng.uniform(0.05, 2.5, (n_videos, n_objects))
+    shapes = rng.integers(0, len(world.SHAPES), (n_videos, n_objects)).astype(np.int8)
+    rgb = rng.integers(0, 256, (n_videos, n_objects, 3)).astype(np.uint8)
+    pos = rng.uniform(-1.5, 11.5, (n_videos, n_frames, n_objects, 2))
+    pos[0, 0] = np.round(pos[0, 0] * 3.2) / 3.2  # on pixel lines at R = 32
+    pos[0, -1, 0] = 0.0
+    ang = rng.uniform(-4, 4, (n_videos, n_frames, n_objects))
+    ang[1] = 0.0
+    return radii, shapes, rgb, pos, ang
+
+
+def test_disc_fast_paths_equal_the_table_path_byte_for_byte():
+    rng = np.random.default_rng(7)
+    v, t, n, res = 6, 3, 4, 32
+    radii, shapes, rgb, pos, ang = _random_disc_scenes(rng, v, t, n)
+    batch = np.zeros((v, t, res, res, 3), np.uint8)
+    assert render_discs_into(batch, pos, radii, shapes, rgb, ang) is batch
+    for k in range(v):
+        geom = Geometry.from_discs(radii[k], shapes[k], rgb[k])
+        table = render_bodies(geom, pos[k], ang[k], res)
+        assert np.array_equal(batch[k], table)
+        one = np.full((t, res, res, 3), 7, np.uint8)
+        render_discs_into(one, pos[k], radii[k], shapes[k], rgb[k], ang[k])
+        assert np.array_equal(one, table)
+        names = [world.SHAPES[s] for s in shapes[k]]
+        colors = list(world.PALETTE)[:n]
+        objects = world.Objects.make(radii[k], names, colors)
+        e = np.zeros(0)
+        traj = Trajectory(np.arange(t) * 0.1, pos[k], pos[k] * 0, ang[k], ang[k] * 0, e,
+                          e.astype(np.int32), np.zeros((0, 2), np.int32))  # fmt: skip
+        geom = Geometry.from_objects(objects)
+        assert np.array_equal(render(traj, objects, res), render_bodies(geom, pos[k], ang[k], res))
+    # Not vacuous: objects were drawn, squares turn with their angle, and order matters.
+    assert 0.05 < (batch != 255).any(axis=-1).mean() < 0.95
+    sq = render_discs_into(np.empty((1, 32, 32, 3), np.uint8), [[[5.0, 5.0]]], [2.0], [1],
+                           [[0, 0, 0]], [[0.3]])  # fmt: skip
+    flat = render_discs_into(np.empty_like(sq), [[[5.0, 5.0]]], [2.0], [1], [[0, 0, 0]])
+    assert not np.array_equal(sq, flat)
+    two = np.empty((1, 32, 32, 3), np.uint8)
+    render_discs_into(
+        two, [[[5.0, 5.0], [5.2, 5.0]]], [1.0, 1.0], [0, 0], [[255, 0, 0], [0, 0, 255]]
+    )
+    assert tuple(two[0, 16, 17]) == (0, 0, 255)
+
+
+def test_disc_padding_and_background():
+    # Radius-0 objects are not drawn: a padded batch equals the unpadded videos.
+    rng = np.random.default_rng(8)
+    radii, shapes, rgb, pos, ang = _random_disc_scenes(rng, 2, 2, 3)
+    padded_r = radii.copy()
+    padded_r[1, 2] = 0.0
+    out = np.empty((2, 2, 24, 24, 3), np.uint8)
+    render_discs_into(out, pos, padded_r, shapes, rgb, ang, background=(10, 20, 30))
+    alone = render_discs_into(np.empty((2, 24, 24, 3), np.uint8), pos[1, :, :2], radii[1, :2],
+                              shapes[1, :2], rgb[1, :2], ang[1, :, :2], (10, 20, 30))  # fmt: skip
+    assert np.array_equal(out[1], alone)
+    geom = Geometry.from_discs(radii[0], shapes[0], rgb[0])
+    assert np.array_equal(out[0], render_bodies(geom, pos[0], ang[0], 24, (10, 20, 30)))
+    bg = (out == (10, 20, 30)).all(axis=-1).mean()
+    assert 0.05 < bg < 0.95 and not (out == 255).all(axis=-1).any()
+
+
+def test_direct_and_layered_discs_agree():
+    # A disc or ring alone is drawn by the direct kernels; sharing its layer with an
+    # off-screen piece of the same body and colour sends it through the coverage sum.
+    rng = np.random.default_rng(9)
+    for _ in range(6):
+        r, p = rng.uniform(0.2, 2.0), rng.uniform(-1.0, 11.0, 2)
+        for add in (Geometry.add_circle, Geometry.add_ring):
+            alone = add(Geometry.empty(), 0, r, "green")
+            layered = add(Geometry.empty(), 0, r, "green").add_rect(0, 0.1, 0.1, "green", (50, 0))
+            assert layered.layer_end[0] == 2
+            a, b = one(alone, p, resolution=40), one(layered, p, resolution=40)
+            assert np.array_equal(a, b)
+
+
+def test_from_discs_is_the_from_objects_table():
+    objects = world.Objects.make([0.5, 1.0, 0.7, 1.2], ["square", "ring", "ball", "square"])
+    a = Geometry.from_objects(objects)
+    b = Geometry.from_discs(objects.radii, objects.shape_codes, objects.rgb)
+    for name in ("kind", "body", "params", "verts", "vert_start", "vert_count", "colors",
+                 "layer_end"):  # fmt: skip
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), name
+    assert b.n_bodies == 4 and list(b.vert_start) == [0, 0, 0, 4]
+    assert np.array_equal(b.verts[4:], 1.2 * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]))
+
+
+def test_disc_fast_path_bad_inputs():
+    out = np.empty((2, 8, 8, 3), np.uint8)
+    pos, r, s, c = np.full((2, 1, 2), 5.0), [1.0], [0], [[255, 0, 0]]
+    render_discs_into(out, pos, r, s, c)
+    for kwargs, match in [
+        (dict(positions=pos[..., :1]), "positions"),
+        (dict(positions=np.where(pos > 0, np.inf, 0)), "finite"),
+        (dict(radii=[-1.0]), "radii"),
+        (dict(radii=[1.0, 1.0]), "radii"),
+        (dict(shape_codes=[3]), "shape_codes"),
+        (dict(shape_codes=[0.0]), "shape_codes"),
+        (dict(rgb=[[256, 0, 0]]), "rgb"),
+        (dict(rgb=[255, 0, 0]), "rgb"),
+        (dict(angles=np.zeros((2, 2))), "angles"),
+        (dict(out=np.empty((2, 8, 8, 3), np.float32)), "out"),
+        (dict(out=np.empty((2, 8, 9, 3), np.uint8)), "out"),
+        (dict(out=np.empty((1, 2, 8, 8, 3), np.uint8)), "out"),
+        (dict(background=(0, 0, 256)), "background"),
+    ]:
+        args = dict(out=out, positions=pos, radii=r, shape_codes=s, rgb=c) | kwargs
+        with pytest.raises(ValueError, match=match):
+            render_discs_into(**args)
+    with pytest.raises(ValueError, match="shape"):
+        Geometry.from_discs([1.0], [5], [[0, 0, 0]])
+    with pytest.raises(ValueError, match="rgb"):
+        Geometry.from_discs([1.0], [0], [[0, 0, 300]])
+    with pytest.raises(ValueError, match="finite"):
+        Geometry.from_discs([np.nan], [0], [[0, 0, 0]])
