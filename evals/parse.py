@@ -25,6 +25,7 @@ object touches the frame border. Objects sharing a colour are tracked as one gro
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numba
 import numpy as np
@@ -281,12 +282,11 @@ def _parse_frames(
     for k in range(k_n):
         for j in range(3):
             icols[k, j] = np.uint8(cols[k, j])
-    # Coarse samples: a stride grid plus the border rows and columns (where objects that
-    # are leaving or entering show only a sliver).
-    off = stride // 2
-    rs = np.arange(off, h, stride)
-    cs = np.arange(off, w_, stride)
-    n_s = rs.size * cs.size + 2 * (h + w_)
+    # Coarse samples: a stride grid anchored on the first and last rows and columns, so
+    # that objects entering or leaving are seen as soon as they reach the border.
+    rs = np.unique(np.append(np.arange(0, h, stride), h - 1))
+    cs = np.unique(np.append(np.arange(0, w_, stride), w_ - 1))
+    n_s = rs.size * cs.size
     sr = np.empty(n_s, dtype=np.int64)
     sc = np.empty(n_s, dtype=np.int64)
     i = 0
@@ -295,12 +295,6 @@ def _parse_frames(
             sr[i] = r
             sc[i] = c
             i += 1
-    for c in range(w_):
-        sr[i], sc[i], sr[i + 1], sc[i + 1] = 0, c, h - 1, c
-        i += 2
-    for r in range(h):
-        sr[i], sc[i], sr[i + 1], sc[i + 1] = r, 0, r, w_ - 1
-        i += 2
     hits = np.empty(n_s, dtype=np.int64)
     box = np.zeros((k_n + 1, 4), dtype=np.int64)  # K colours then unknown; inclusive
     lo = np.zeros(k_n + 1, dtype=np.int64)
@@ -370,25 +364,43 @@ def _parse_frames(
                     cmax[k] = -1
                 c_next = 0
                 for iv in range(n_iv):
-                    for c in range(max(lo[iv], c_next), hi[iv] + 1):
+                    c = max(lo[iv], c_next)
+                    c_end = hi[iv] + 1
+                    while c < c_end:
                         p0 = f[r, c, 0]
                         p1 = f[r, c, 1]
                         p2 = f[r, c, 2]
                         if ok0[p0] and ok1[p1] and ok2[p2]:
+                            c += 1
                             continue
-                        x = c + 0.5
                         exact = -1
                         for k in range(k_n):
                             if p0 == icols[k, 0] and p1 == icols[k, 1] and p2 == icols[k, 2]:
                                 exact = k
                                 break
-                        if exact >= 0:  # interior pixel
-                            rw[exact, 0] += 1.0
-                            rw[exact, 1] += x
-                            rw[exact, 2] += x * x
-                            cmin[exact] = min(cmin[exact], c)
-                            cmax[exact] = c
+                        if exact >= 0:  # a run of interior pixels, summed in closed form
+                            c0 = c
+                            c += 1
+                            while (
+                                c < c_end
+                                and f[r, c, 0] == p0
+                                and f[r, c, 1] == p1
+                                and f[r, c, 2] == p2
+                            ):
+                                c += 1
+                            n = float(c - c0)
+                            a0 = float(c0)
+                            b1 = float(c - 1)
+                            # sum of j and j^2 for j = c0..c-1; x = j + 0.5
+                            s1 = n * (a0 + b1) / 2.0
+                            s2 = (b1 * (b1 + 1) * (2 * b1 + 1) - (a0 - 1) * a0 * (2 * a0 - 1)) / 6.0
+                            rw[exact, 0] += n
+                            rw[exact, 1] += s1 + 0.5 * n
+                            rw[exact, 2] += s2 + s1 + 0.25 * n
+                            cmin[exact] = min(cmin[exact], c0)
+                            cmax[exact] = max(cmax[exact], c - 1)
                             continue
+                        x = c + 0.5
                         if lossy:
                             yl = luma[b, t, r, c] if use_luma else -1.0
                             u = _decompose_lossy(
@@ -402,6 +414,7 @@ def _parse_frames(
                             unk[b, t, 2] += p1
                             unk[b, t, 3] += p2
                             unk[b, t, 4] += 1.0
+                            c += 1
                             continue
                         for k in range(k_n):
                             a = memb[k]
@@ -413,7 +426,8 @@ def _parse_frames(
                                 rw[k, 1] += a * x
                                 rw[k, 2] += a * x * x
                                 cmin[k] = min(cmin[k], c)
-                                cmax[k] = c
+                                cmax[k] = max(cmax[k], c)
+                        c += 1
                     c_next = max(c_next, hi[iv] + 1)
                 y = r + 0.5
                 for k in range(k_n):
@@ -435,6 +449,13 @@ def _palette_setup(colors: np.ndarray, background):
     """Unique colours (K,3) float64, object→colour index (N,), pair inverse Gram (K,K,2,2)."""
     colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
     bg = np.asarray(background, dtype=np.float64).reshape(3)
+    return _palette_cached(colors.tobytes(), bg.tobytes())
+
+
+@functools.lru_cache(maxsize=256)
+def _palette_cached(colors_b: bytes, bg_b: bytes):
+    colors = np.frombuffer(colors_b, dtype=np.uint8).reshape(-1, 3)
+    bg = np.frombuffer(bg_b, dtype=np.float64)
     uniq, inverse = np.unique(colors, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     cols = uniq.astype(np.float64)
@@ -512,7 +533,7 @@ def parse_batch(
         acc,
         unk,
     )
-    return [_tracks_from_acc(acc[b], unk[b], cols, obj_col, h, cfg) for b in range(nb)]
+    return _tracks_from_acc(acc, unk, cols, obj_col, h, cfg)
 
 
 def parse(frames: np.ndarray, colors, **kwargs) -> Tracks:
@@ -530,8 +551,8 @@ def parse_record(frames: np.ndarray, record, **kwargs) -> Tracks:
     return parse(frames, record.objects.rgb, **kwargs)
 
 
-def _tracks_from_acc(acc, unk, cols, obj_col, res, cfg: ParseConfig) -> Tracks:
-    """Per-object tracks from the kernel's per-colour accumulators (T, K, 10)."""
+def _tracks_from_acc(acc, unk, cols, obj_col, res, cfg: ParseConfig) -> list[Tracks]:
+    """Per-object tracks of every video from the kernel's accumulators (B, T, K, 10)."""
     w = acc[..., 0]
     safe = np.where(w > 0, w, 1.0)
     cx = acc[..., 1] / safe
@@ -542,9 +563,8 @@ def _tracks_from_acc(acc, unk, cols, obj_col, res, cfg: ParseConfig) -> Tracks:
     m2 = (acc[..., 3] + acc[..., 4]) / safe - cx**2 - cy**2 - 1.0 / 6.0
     moments = m2 / safe
     visible_c = w >= cfg.min_area
-    ref = np.array([MOMENT_RATIO[s] for s in world.SHAPES])
     # Classify on log-ratio distance to each shape's moment.
-    dist = np.abs(np.log(np.maximum(moments, 1e-9))[..., None] - np.log(ref))
+    dist = np.abs(np.log(np.maximum(moments, 1e-9))[..., None] - _LOG_REF)
     shapes_c = np.where(visible_c, np.argmin(dist, axis=-1), -1).astype(np.int32)
     s = world.WORLD_SIZE / res
     px = np.stack([cx * s, world.WORLD_SIZE - cy * s], axis=-1)
@@ -556,21 +576,25 @@ def _tracks_from_acc(acc, unk, cols, obj_col, res, cfg: ParseConfig) -> Tracks:
     border |= acc[..., 9] >= res - 1
     in_view_c = visible_c & ~border
     counts = np.bincount(obj_col, minlength=cols.shape[0])
-    unk_w = unk[:, 0] * s * s
+    unk_w = unk[..., 0] * s * s
     with np.errstate(invalid="ignore", divide="ignore"):
-        unk_rgb = unk[:, 1:4] / unk[:, 4:5]
-    unk_rgb[unk[:, 4] == 0] = np.nan
-    return Tracks(
-        positions=px[:, obj_col],
-        areas=area_world[:, obj_col],
-        radii=radii_c[:, obj_col],
-        moments=moments[:, obj_col],
-        shapes=shapes_c[:, obj_col],
-        visible=visible_c[:, obj_col],
-        in_view=in_view_c[:, obj_col],
-        unknown_area=unk_w,
-        unknown_rgb=unk_rgb,
-        colors=cols[obj_col].astype(np.uint8),
-        shared_color=counts[obj_col] > 1,
-        resolution=int(res),
-    )
+        unk_rgb = unk[..., 1:4] / unk[..., 4:5]
+    unk_rgb[unk[..., 4] == 0] = np.nan
+    per_obj = [
+        px[..., obj_col, :],
+        area_world[..., obj_col],
+        radii_c[..., obj_col],
+        moments[..., obj_col],
+        shapes_c[..., obj_col],
+        visible_c[..., obj_col],
+        in_view_c[..., obj_col],
+    ]
+    colors = cols[obj_col].astype(np.uint8)
+    shared = counts[obj_col] > 1
+    return [
+        Tracks(*(x[b] for x in per_obj), unk_w[b], unk_rgb[b], colors, shared, int(res))
+        for b in range(acc.shape[0])
+    ]
+
+
+_LOG_REF = np.log(np.array([MOMENT_RATIO[s] for s in world.SHAPES]))
