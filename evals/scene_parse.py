@@ -43,8 +43,9 @@ class Memberships:
 
 
 @numba.njit(cache=True)
-def _pixel(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
-    """Memberships of one pixel into ``out (K,)``; returns the unknown weight (0..1)."""
+def _pixel(p0, p1, p2, bg, cols, allowed, gram_inv, res_tol2, out):
+    """Memberships of one pixel into ``out (K,)`` over the ``allowed`` colours; returns
+    the unknown weight (0..1)."""
     k_n = cols.shape[0]
     d = np.empty(3)
     d[0], d[1], d[2] = bg[0] - p0, bg[1] - p1, bg[2] - p2
@@ -52,6 +53,8 @@ def _pixel(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
         out[k] = 0.0
     best_k, best_r, best_a = -1, 1e30, 0.0
     for k in range(k_n):
+        if not allowed[k]:
+            continue
         e = bg - cols[k]
         a = min(max((d @ e) / (e @ e), 0.0), 1.0)
         r = d - a * e
@@ -65,6 +68,8 @@ def _pixel(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
     for i in range(k_n):
         ei = bg - cols[i]
         for j in range(i + 1, k_n):
+            if not (allowed[i] and allowed[j]):
+                continue
             ej = bg - cols[j]
             bi, bj = d @ ei, d @ ej
             ai = gram_inv[i, j, 0, 0] * bi + gram_inv[i, j, 0, 1] * bj
@@ -85,6 +90,7 @@ def _pixel(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
 def _memberships(frames, bg, cols, gram_inv, bg_tol, res_tol2, memb, unk):
     nt, h, w = frames.shape[0], frames.shape[1], frames.shape[2]
     buf = np.zeros(cols.shape[0])
+    allowed = np.ones(cols.shape[0], dtype=np.bool_)
     for t in range(nt):
         for r in range(h):
             for c in range(w):
@@ -99,12 +105,48 @@ def _memberships(frames, bg, cols, gram_inv, bg_tol, res_tol2, memb, unk):
                     and abs(p2 - bg[2]) <= bg_tol
                 ):
                     continue
-                unk[t, r, c] = _pixel(p0, p1, p2, bg, cols, gram_inv, res_tol2, buf)
+                unk[t, r, c] = _pixel(p0, p1, p2, bg, cols, allowed, gram_inv, res_tol2, buf)
                 for k in range(cols.shape[0]):
                     memb[t, r, c, k] = buf[k]
 
 
-def memberships(frames, colors, background=(255, 255, 255), *, bg_tol=0, res_tol=24.0):
+@numba.njit(cache=True)
+def _confine(frames, bg, cols, gram_inv, res_tol2, thr, rule, memb, unk):
+    """Re-decompose, without that colour, pixels holding a faint colour k (membership
+    < thr) where ``rule[k]`` forbids it: 0 unless an 8-neighbour is solidly k (>= thr),
+    1 allowed, 2 forbidden."""
+    nt, h, w, k_n = memb.shape
+    solid = np.zeros((h, w, k_n), dtype=np.bool_)
+    allowed = np.ones(k_n, dtype=np.bool_)
+    buf = np.zeros(k_n)
+    for t in range(nt):
+        for r in range(h):
+            for c in range(w):
+                for k in range(k_n):
+                    solid[r, c, k] = False
+                    for dr in range(-1, 2):
+                        for dc in range(-1, 2):
+                            rr, cc = r + dr, c + dc
+                            if 0 <= rr < h and 0 <= cc < w and memb[t, rr, cc, k] >= thr:
+                                solid[r, c, k] = True
+        for r in range(h):
+            for c in range(w):
+                redo = False
+                for k in range(k_n):
+                    ok = rule[k, r, c] == 1 or (rule[k, r, c] == 0 and solid[r, c, k])
+                    allowed[k] = not (0.0 < memb[t, r, c, k] < thr) or ok
+                    redo = redo or not allowed[k]
+                if not redo:
+                    continue
+                p = frames[t, r, c]
+                unk[t, r, c] = _pixel(float(p[0]), float(p[1]), float(p[2]), bg, cols, allowed,
+                                      gram_inv, res_tol2, buf)  # fmt: skip
+                for k in range(k_n):
+                    memb[t, r, c, k] = buf[k]
+
+
+def memberships(frames, colors, background=(255, 255, 255), *, bg_tol=0, res_tol=24.0,
+                confine=0.0, faint=None):  # fmt: skip
     """Colour memberships of frames.
 
     Args:
@@ -113,6 +155,13 @@ def memberships(frames, colors, background=(255, 255, 255), *, bg_tol=0, res_tol
       background: RGB of the background.
       bg_tol: per-channel deviation (0..255) from the background still called background.
       res_tol: max RGB residual (L2, 0..255 units) of a single- or two-colour explanation.
+      confine: if > 0, a colour may hold a pixel with membership below ``confine`` only
+        next to a pixel it holds at least that much (an anti-aliased rim borders its solid
+        body); other such pixels are decomposed again without it. For lossy frames, where
+        e.g. a desaturated light gray pixel is also "a fifth of black".
+      faint: optional {colour index: (R, R) bool} where that colour's faint pixels are
+        allowed (and nowhere else), replacing the neighbour rule (e.g. static objects'
+        rims lie where the first frame's static objects are).
 
     Returns:
       :class:`Memberships`.
@@ -139,6 +188,12 @@ def memberships(frames, colors, background=(255, 255, 255), *, bg_tol=0, res_tol
     unk = np.zeros((t, r, r), dtype=np.float32)
     _memberships(np.ascontiguousarray(frames), bg, cols, gram_inv, float(bg_tol),
                  float(res_tol) ** 2, memb, unk)  # fmt: skip
+    if confine > 0:
+        rule = np.zeros((k_n, r, r), dtype=np.uint8)
+        for k, region in (faint or {}).items():
+            rule[k] = np.where(region, 1, 2)
+        _confine(np.ascontiguousarray(frames), bg, cols, gram_inv, float(res_tol) ** 2,
+                 float(confine), rule, memb, unk)  # fmt: skip
     return Memberships(memb=memb, unknown=unk, colors=cols.astype(np.uint8))
 
 
@@ -200,6 +255,8 @@ class Blobs:
       mixed: (M,) pixels of the blob shared with another colour (``other > 0``). Where two
         colours' edges meet in a pixel, the one drawn first loses ``a1 * a2 <= 1/4`` of
         its coverage to the blend, so these bound the area lost at contacts.
+      border: (M,) pixels of the blob on the frame's outermost rows and columns (where
+        part of it may lie outside the frame).
     """
 
     labels: np.ndarray
@@ -207,6 +264,7 @@ class Blobs:
     centroid: np.ndarray
     extents: np.ndarray
     mixed: np.ndarray
+    border: np.ndarray
 
     @property
     def n(self) -> int:
@@ -252,7 +310,11 @@ def blobs(weight: np.ndarray, support: float = 0.1, min_area: float = 0.0, other
     remap[:n][keep] = np.arange(int(keep.sum()), dtype=np.int32)
     labels = remap[labels]  # -1 stays -1 (index n)
     mixed = s(1.0, shared.astype(np.float64))
-    return Blobs(labels, area[keep], np.stack([cx, cy], -1)[keep], ext[keep], mixed[keep])
+    h, wd = weight.shape
+    ring = (rows == 0) | (rows == h - 1) | (cols == 0) | (cols == wd - 1)
+    border = s(1.0, ring.astype(np.float64))
+    centroid = np.stack([cx, cy], -1)
+    return Blobs(labels, area[keep], centroid[keep], ext[keep], mixed[keep], border[keep])
 
 
 @numba.njit(cache=True)

@@ -320,8 +320,9 @@ def test_account_matches_blobs_to_object_sets():
 
     def blobs(areas, exts):
         n = len(areas)
-        return sp.Blobs(np.zeros((2, 2), np.int32), np.array(areas, float),
-                        np.zeros((n, 2)), np.array(exts, float), np.zeros(n))  # fmt: skip
+        z = np.zeros(n)
+        a, e = np.array(areas, float), np.array(exts, float)
+        return sp.Blobs(np.zeros((2, 2), np.int32), a, np.zeros((n, 2)), e, z, z)
 
     # Object 0 alone, objects 1 + 2 touching (one blob): all accounted for.
     assert scenes._account(blobs([40, 30], [[2, 2], [3, 1]]), area, ext, cfg) == (0, 0, 0, {0: 0})
