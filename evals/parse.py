@@ -551,49 +551,83 @@ def parse_record(frames: np.ndarray, record, **kwargs) -> Tracks:
     return parse(frames, record.objects.rgb, **kwargs)
 
 
+@numba.njit(cache=True)
+def _finalize(acc, unk, obj_col, res, min_area, log_ref, area_factor, pos, area, rad, mom,
+              shp, vis, inv, unk_area, unk_rgb):  # fmt: skip
+    """Per-object quantities (world units) from the accumulators, for every video."""
+    nb, nt = acc.shape[0], acc.shape[1]
+    s = 10.0 / res  # world.WORLD_SIZE / res
+    for b in range(nb):
+        for t in range(nt):
+            for i in range(obj_col.shape[0]):
+                a = acc[b, t, obj_col[i]]
+                w = a[0]
+                area[b, t, i] = w * s * s
+                if w < min_area:
+                    pos[b, t, i, 0] = np.nan
+                    pos[b, t, i, 1] = np.nan
+                    rad[b, t, i] = np.nan
+                    mom[b, t, i] = np.nan if w <= 0 else 0.0
+                    shp[b, t, i] = -1
+                    vis[b, t, i] = False
+                    inv[b, t, i] = False
+                    continue
+                cx = a[1] / w
+                cy = a[2] / w
+                # Second moment about the centroid. Summing at pixel centres overestimates
+                # a shape's moment by about 1/6 px² per px² of area (measured on exact
+                # renders of balls, squares and rings from 4 to 18 px); remove it.
+                m = ((a[3] + a[4]) / w - cx * cx - cy * cy - 1.0 / 6.0) / w
+                lm = np.log(max(m, 1e-9))
+                best = 0
+                for k in range(1, log_ref.shape[0]):
+                    if abs(lm - log_ref[k]) < abs(lm - log_ref[best]):
+                        best = k
+                pos[b, t, i, 0] = cx * s
+                pos[b, t, i, 1] = 10.0 - cy * s
+                mom[b, t, i] = m
+                shp[b, t, i] = best
+                rad[b, t, i] = np.sqrt(w * s * s / area_factor[best])
+                vis[b, t, i] = True
+                inv[b, t, i] = not (a[6] <= 0 or a[8] <= 0 or a[7] >= res - 1 or a[9] >= res - 1)
+            unk_area[b, t] = unk[b, t, 0] * s * s
+            for j in range(3):
+                unk_rgb[b, t, j] = unk[b, t, 1 + j] / unk[b, t, 4] if unk[b, t, 4] > 0 else np.nan
+
+
 def _tracks_from_acc(acc, unk, cols, obj_col, res, cfg: ParseConfig) -> list[Tracks]:
     """Per-object tracks of every video from the kernel's accumulators (B, T, K, 10)."""
-    w = acc[..., 0]
-    safe = np.where(w > 0, w, 1.0)
-    cx = acc[..., 1] / safe
-    cy = acc[..., 2] / safe
-    # Second moment about the centroid. Summing at pixel centres overestimates a shape's
-    # moment by about 1/6 px² per px² of area (measured on exact renders of balls, squares
-    # and rings from 4 to 18 px); remove it.
-    m2 = (acc[..., 3] + acc[..., 4]) / safe - cx**2 - cy**2 - 1.0 / 6.0
-    moments = m2 / safe
-    visible_c = w >= cfg.min_area
-    # Classify on log-ratio distance to each shape's moment.
-    dist = np.abs(np.log(np.maximum(moments, 1e-9))[..., None] - _LOG_REF)
-    shapes_c = np.where(visible_c, np.argmin(dist, axis=-1), -1).astype(np.int32)
-    s = world.WORLD_SIZE / res
-    px = np.stack([cx * s, world.WORLD_SIZE - cy * s], axis=-1)
-    px[~visible_c] = np.nan
-    area_world = w * s * s
-    factor = AREA_FACTOR[np.maximum(shapes_c, 0)]
-    radii_c = np.where(visible_c, np.sqrt(area_world / factor), np.nan)
-    border = (acc[..., 6] <= 0) | (acc[..., 8] <= 0) | (acc[..., 7] >= res - 1)
-    border |= acc[..., 9] >= res - 1
-    in_view_c = visible_c & ~border
+    if world.WORLD_SIZE != 10.0:  # _finalize hard-codes the box size
+        raise AssertionError("world size changed; update evals.parse._finalize")
+    nb, nt = acc.shape[:2]
+    n = obj_col.shape[0]
+    pos = np.empty((nb, nt, n, 2))
+    area, rad, mom = np.empty((nb, nt, n)), np.empty((nb, nt, n)), np.empty((nb, nt, n))
+    shp = np.empty((nb, nt, n), dtype=np.int32)
+    vis, inv = np.empty((nb, nt, n), dtype=bool), np.empty((nb, nt, n), dtype=bool)
+    unk_area, unk_rgb = np.empty((nb, nt)), np.empty((nb, nt, 3))
+    obj_col = np.ascontiguousarray(obj_col, dtype=np.int64)
+    _finalize(acc, unk, obj_col, res, cfg.min_area, _LOG_REF, AREA_FACTOR, pos, area, rad, mom,
+              shp, vis, inv, unk_area, unk_rgb)  # fmt: skip
     counts = np.bincount(obj_col, minlength=cols.shape[0])
-    unk_w = unk[..., 0] * s * s
-    with np.errstate(invalid="ignore", divide="ignore"):
-        unk_rgb = unk[..., 1:4] / unk[..., 4:5]
-    unk_rgb[unk[..., 4] == 0] = np.nan
-    per_obj = [
-        px[..., obj_col, :],
-        area_world[..., obj_col],
-        radii_c[..., obj_col],
-        moments[..., obj_col],
-        shapes_c[..., obj_col],
-        visible_c[..., obj_col],
-        in_view_c[..., obj_col],
-    ]
     colors = cols[obj_col].astype(np.uint8)
     shared = counts[obj_col] > 1
     return [
-        Tracks(*(x[b] for x in per_obj), unk_w[b], unk_rgb[b], colors, shared, int(res))
-        for b in range(acc.shape[0])
+        Tracks(
+            pos[b],
+            area[b],
+            rad[b],
+            mom[b],
+            shp[b],
+            vis[b],
+            inv[b],
+            unk_area[b],
+            unk_rgb[b],
+            colors,
+            shared,
+            int(res),
+        )  # fmt: skip
+        for b in range(nb)
     ]
 
 
