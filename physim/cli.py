@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 # Subcommands other packages provide: name -> module with add_parser(subparsers).
-EXTERNAL = {"evaluate": "evals.run", "train": "models.train", "sample": "models.sample"}
+EXTERNAL = {"evaluate": "evals.run", "train": "models.train", "sample": "models.sample",
+            "report": "evals.compare"}
 
 
 def parse_value(text: str):

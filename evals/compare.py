@@ -1,0 +1,428 @@
+"""``physim report RUN_DIR...``: comparison tables and plots from finished experiment runs.
+
+Reads each run's ``plan.json`` (written by :mod:`evals.experiments`) and the
+``results.json`` / ``per_video.csv`` of every evaluated cell and reference (ground-truth
+parse floor, copy-last-frame), and writes into ``--out``:
+
+- ``comparison.csv``: one row per (run, model or reference, eval set, split/level);
+- ``report.md``: per experiment, our numbers beside the paper's (``evals.paper_numbers``);
+- ``error_vs_data.png`` (scaling), ``errors.png`` (every cell, ID and OOD, with the two
+  references), ``velocity_map.png`` (generated vs conditioned speed: interpolation and
+  memorization), ``strips/*.gif`` (truth | generated, a few videos per cell).
+
+Only finished evaluations are read: a run still in progress reports what it has.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from evals import paper_numbers as paper
+from evals.experiments import load_plan
+
+REFERENCES = ("truth", "copy-last")
+N_GIFS = 2  # videos per (cell, eval set) shown as GIF strips
+
+
+def _read_json(p: Path):
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _read_csv(p: Path) -> list[dict]:
+    if not p.is_file():
+        return []
+    with open(p, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _num(x):
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def collect(run_dir) -> list[dict]:
+    """Rows (dicts) of one run: every evaluated cell and reference, per split and level."""
+    run = Path(run_dir)
+    p = load_plan(run)
+    exp, scale = p["experiment"], p["scale"]
+    rows = []
+
+    def add(who, kind, cell, evalset, res_dir):
+        res = _read_json(res_dir / "results.json")
+        if res is None:
+            return
+        tags = dict(cell.get("tags", [])) if cell else {}
+        base = dict(run=str(run), experiment=exp, scale=scale, model_or_ref=who, kind=kind,
+                    cell=cell["name"] if cell else "", scenario=cell["scenario"] if cell else "",
+                    size=cell["model"] if cell else "", data=cell["data_label"] if cell else "",
+                    eval=evalset, **{f"tag_{k}": v for k, v in tags.items()})
+        groups = {"all": res, **{s: v for s, v in res.get("splits", {}).items()},
+                  **{lv: v for lv, v in res.get("levels", {}).items()}}
+        for g, r in groups.items():
+            row = dict(base, group=g, n=r.get("n_scored"),
+                       velocity_error=_num(r.get("velocity_error")),
+                       abnormal=_num(r.get("abnormal")),
+                       psnr=_num(r.get("psnr")), ssim=_num(r.get("ssim")))
+            if g == "all":
+                row["parse_floor"] = _num(res.get("parse_floor", {}).get("velocity_error"))
+                pr = res.get("attribute_priority")
+                if pr:
+                    row["attr_order"] = ">".join(pr.get("order", []))
+                    row["attr_counts"] = json.dumps(pr.get("counts", {}))
+            rows.append(row)
+
+    for c in p["cells"]:
+        for e in c["evals"]:
+            add(c["name"], "model", c, e["name"], run / "cells" / c["name"] / "eval" / e["name"])
+    evals = {e["name"] for c in p["cells"] for e in c["evals"]}
+    for kind in REFERENCES:
+        for e in sorted(evals):
+            add(kind, "reference", None, e, run / "baselines" / kind / e / "eval")
+    return rows
+
+
+def _get(rows, **kw):
+    return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
+
+
+def _err(rows, **kw):
+    got = _get(rows, **kw)
+    return got[0]["velocity_error"] if got else None
+
+
+def _f(x, d=4):
+    return "—" if x is None else f"{x:.{d}f}" if isinstance(x, float) else str(x)
+
+
+def _table(header, body) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_f(x) for x in r) + " |" for r in body]
+    return "\n".join(out)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path):
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    os.replace(tmp, path)
+    _plt().close(fig)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _ref_lines(rows, run, evalset, split):
+    return {k: _err(rows, run=run, model_or_ref=k, eval=evalset, group=split)
+            for k in REFERENCES}
+
+
+def section_errors(rows, run, title) -> str:
+    """Every cell's ID/OOD velocity error beside the references and the paper."""
+    cells = [r for r in _get(rows, run=run, kind="model", group="all")]
+    body = []
+    for r in cells:
+        e = r["eval"]
+        id_, ood = (_err(rows, run=run, cell=r["cell"], eval=e, group=g) for g in ("id", "ood"))
+        sc, m, d = r["scenario"], r["size"], r["data"]
+        pp = paper.SCALING.get((sc, m, d), {}) if r["experiment"] == "scaling" else {}
+        rng = paper.SCALING_RANGE.get(sc) if r["experiment"] == "scaling" else None
+        tags = ", ".join(f"{k[4:]}={v}" for k, v in r.items() if k.startswith("tag_") and v)
+        ratio = ood / id_ if id_ and ood is not None else None
+        body.append([r["cell"], tags, e, r["n"], id_, ood, ratio, pp.get("id"),
+                     pp.get("ood"), f"{rng[0][0]}–{rng[0][1]} / {rng[1][0]}–{rng[1][1]}"
+                     if rng else "—"])
+    for k in REFERENCES:
+        for e in sorted({r["eval"] for r in cells}):
+            id_, ood = (_err(rows, run=run, model_or_ref=k, eval=e, group=g)
+                        for g in ("id", "ood"))
+            sc = e.split("-")[0]
+            body.append([f"**{k}** (reference)", "", e, None, id_, ood,
+                         ood / id_ if id_ and ood is not None else None,
+                         paper.PARSE_FLOOR.get(sc) if k == "truth" else None,
+                         paper.PARSE_FLOOR.get(sc) if k == "truth" else None, "—"])
+    return f"### {title}\n\nVelocity error (world units/s, lower is better), ours vs the " \
+           f"paper's.\n\n" + _table(["cell", "tags", "eval set", "n", "ID (ours)",
+                                     "OOD (ours)", "OOD/ID", "ID (paper)", "OOD (paper)",
+                                     "paper Fig. 3 axis range ID / OOD"], body) + "\n"
+
+
+def section_levels(rows, run) -> str:
+    body = []
+    for r in _get(rows, run=run):
+        if "/" in r["group"]:
+            body.append([r["model_or_ref"], r["eval"], r["group"], r["n"], r["velocity_error"]])
+    if not body:
+        return ""
+    return "#### Per level\n\n" + _table(["model / reference", "eval set", "split/level", "n",
+                                         "velocity error"], body) + "\n"
+
+
+def section_attributes(rows, run) -> str:
+    body = []
+    refs = [dict(r, scenario=r["eval"].removesuffix("-eval"))
+            for r in _get(rows, run=run, kind="reference", group="all")]
+    for r in _get(rows, run=run, kind="model", group="all") + refs:
+        pair = r["scenario"]
+        if pair not in paper.ATTRIBUTES:
+            continue
+        want, evidence = paper.ATTRIBUTES.get(pair, ("—", ""))
+        counts = json.loads(r.get("attr_counts") or "{}")
+        n = sum(counts.values())
+        a, b = pair.split("_")
+        ours = counts.get(f"{a}>{b}", 0), counts.get(f"{b}>{a}", 0)
+        kept = a if ours[0] > ours[1] else b if ours[1] > ours[0] else "tie"
+        who = r["cell"] if r["kind"] == "model" else f"**{r['model_or_ref']}** (reference)"
+        body.append([who, pair, n, f"{a} kept, {b} changed: {ours[0]}",
+                     f"{b} kept, {a} changed: {ours[1]}",
+                     ", ".join(f"{k}: {v}" for k, v in counts.items() if ">" not in k) or "—",
+                     kept, want, "yes" if kept == want else "no", evidence])
+    return ("### Attribute priority on swapped combinations (OOD split)\n\n"
+            + _table(["model / reference", "pair", "n", "A>B", "B>A",
+                      "both kept / both changed", "kept (ours)", "kept (paper)", "agrees",
+                      "paper's evidence"], body)
+            + f"\n\nPaper's overall order: {' > '.join(paper.ATTRIBUTE_ORDER)}. Read the "
+              "model rows against copy-last: a model that only copies its conditioning frames "
+              "keeps colour, shape and size by construction and loses velocity.\n")
+
+
+def velocity_stats(run_dir, cell, evalset) -> dict:
+    """Generated vs conditioned velocity of one cell's eval set (from per_video.csv)."""
+    pv = _read_csv(Path(run_dir) / "cells" / cell / "eval" / evalset / "per_video.csv")
+    v = np.array([_num(r.get("param_v")) or np.nan for r in pv], float)
+    vh = np.array([_num(r.get("vx_hat")) if _num(r.get("vx_hat")) is not None else np.nan
+                   for r in pv], float)
+    ok = np.isfinite(v) & np.isfinite(vh)
+    if not ok.any():
+        return {"n": 0}
+    return {"n": int(ok.sum()), "v": v[ok], "v_hat": vh[ok],
+            "reversed": float(np.mean(vh[ok] < 0)), "mean_shift": float(np.mean(vh[ok] - v[ok]))}
+
+
+def section_velocity(run, plan, title, note) -> str:
+    body = []
+    for c in plan["cells"]:
+        for e in c["evals"]:
+            s = velocity_stats(run, c["name"], e["name"])
+            if s["n"]:
+                body.append([c["name"], e["name"], s["n"], s["mean_shift"], s["reversed"]])
+    return (f"### {title}\n\nMean (generated − conditioned) velocity and fraction of rollouts "
+            f"moving the wrong way (v̂ < 0).\n\n"
+            + _table(["cell", "eval set", "n", "mean v̂ − v", "reversed"], body)
+            + f"\n\nPaper: {note}\n")
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_scaling(rows, run, out: Path) -> Path | None:
+    cells = _get(rows, run=run, kind="model", group="all", experiment="scaling")
+    if not cells:
+        return None
+    plt = _plt()
+    scen = sorted({r["scenario"] for r in cells})
+    order = ["30K", "300K", "3M"]
+    fig, axes = plt.subplots(len(scen), 2, figsize=(9, 3.2 * len(scen)), squeeze=False)
+    for i, sc in enumerate(scen):
+        for j, split in enumerate(("id", "ood")):
+            ax = axes[i, j]
+            for m in ("S", "B", "L"):
+                ys = [_err(rows, run=run, scenario=sc, size=m, data=d, group=split)
+                      for d in order]
+                if any(y is not None for y in ys):
+                    ax.plot(order, [np.nan if y is None else y for y in ys], "o-",
+                            label=f"DiT-{m} (ours)")
+            e = f"{sc}-eval"
+            for k, style in zip(REFERENCES, ("k--", "r:"), strict=True):
+                y = _err(rows, run=run, model_or_ref=k, eval=e, group=split)
+                if y is not None:
+                    ax.axhline(y, color=style[0], ls=style[1:], label=k)
+            rng = paper.SCALING_RANGE.get(sc)
+            if rng:
+                ax.axhspan(*rng[j], color="0.85", alpha=0.5, label="paper Fig. 3 range")
+            ax.set_yscale("log")
+            ax.set_title(f"{sc} {split.upper()}")
+            ax.set_xlabel("training videos (paper label)")
+            ax.set_ylabel("velocity error")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "error_vs_data.png"
+    _save(fig, path)
+    return path
+
+
+def plot_errors(rows, out: Path) -> Path | None:
+    cells = _get(rows, kind="model", group="all")
+    if not cells:
+        return None
+    plt = _plt()
+    labels = [f"{Path(r['run']).name}:{r['cell']}" for r in cells]
+    x = np.arange(len(cells))
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(cells) + 3), 4))
+    for k, split in enumerate(("id", "ood")):
+        ys = [_err(rows, run=r["run"], cell=r["cell"], eval=r["eval"], group=split) or np.nan
+              for r in cells]
+        ax.bar(x + (k - 0.5) * 0.4, ys, 0.4, label=f"{split.upper()} (ours)")
+    for k, c in zip(REFERENCES, ("k", "r"), strict=True):
+        vals = [v for r in cells for v in [_err(rows, run=r["run"], model_or_ref=k,
+                                                eval=r["eval"], group="all")] if v]
+        if vals:
+            ax.axhline(float(np.mean(vals)), color=c, ls="--", lw=1, label=f"{k} (reference)")
+    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("velocity error")
+    ax.legend(fontsize=7)
+    path = out / "errors.png"
+    _save(fig, path)
+    return path
+
+
+def plot_velocity_map(runs, plans, out: Path) -> Path | None:
+    series = []
+    for run, p in zip(runs, plans, strict=True):
+        if p["experiment"] not in ("interpolation", "memorization", "quickstart"):
+            continue
+        for c in p["cells"]:
+            for e in c["evals"]:
+                s = velocity_stats(run, c["name"], e["name"])
+                if s["n"]:
+                    series.append((f"{c['name']}:{e['name']}", s))
+    if not series:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for label, s in series:
+        ax.plot(s["v"], s["v_hat"], ".", label=label, alpha=0.7)
+    lim = max(max(np.max(np.abs(s["v"])), np.max(np.abs(s["v_hat"]))) for _, s in series)
+    ax.plot([0, lim], [0, lim], "k:", lw=1)
+    ax.set_xlabel("conditioned velocity v")
+    ax.set_ylabel("generated velocity v̂")
+    ax.legend(fontsize=6)
+    path = out / "velocity_map.png"
+    _save(fig, path)
+    return path
+
+
+def write_gifs(run_dir, plan, out: Path, n: int = N_GIFS) -> list[Path]:
+    """GIF strips (truth | generated) for the first ``n`` videos of each split per cell."""
+    import physim.dataset
+    from physim import video
+
+    paths = []
+    eval_dirs = plan.get("options", {}).get("eval_dirs", {})
+    for c in plan["cells"]:
+        for e in c["evals"]:
+            gen = Path(run_dir) / "cells" / c["name"] / "gen" / e["name"]
+            truth = eval_dirs.get(e["name"])
+            if not gen.is_dir() or not truth or not Path(truth, "manifest.json").is_file():
+                continue
+            ds = physim.dataset.open(truth)
+            seen: dict[str, int] = {}
+            for i, vid in enumerate(ds.ids):
+                split = ds[i].split
+                f = gen / f"{vid}.npy"
+                if seen.get(split, 0) >= n or not f.is_file():
+                    continue
+                g = np.load(f, allow_pickle=False)
+                t = ds.frames(i, resolution=g.shape[1])
+                pad = np.full((g.shape[0], g.shape[1], 2, 3), 128, np.uint8)
+                strip = np.concatenate([t, pad, g], axis=2)
+                scale = max(1, 96 // g.shape[1])
+                strip = strip.repeat(scale, 1).repeat(scale, 2)
+                p = out / "strips" / f"{Path(run_dir).name}-{c['name']}-{split}-{vid}.gif"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                video.write_bytes(p, video.encode_gif(strip))
+                paths.append(p)
+                seen[split] = seen.get(split, 0) + 1
+    return paths
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def build_report(run_dirs, out, gifs: bool = True) -> Path:
+    """Write ``out/report.md`` (+ CSV, plots, GIFs) for finished runs; returns its path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [str(Path(r)) for r in run_dirs]
+    plans = [load_plan(r) for r in runs]
+    rows = [row for r in runs for row in collect(r)]
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    with open(out / "comparison.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols or ["run"])
+        w.writeheader()
+        w.writerows(rows)
+    md = ["# physim experiment report", "",
+          "Velocity error as in the paper (mean |v̂ − v| over valid generated frames, world "
+          "units/s). References: **truth** scores the ground-truth video itself (the parse "
+          "floor), **copy-last** repeats the last conditioning frame (a model that learned no "
+          "motion). Paper numbers from `shared/reference/phyworld-paper.md` "
+          "(`evals/paper_numbers.py`).", ""]
+    for run, p in zip(runs, plans, strict=True):
+        o = p.get("options", {})
+        md += [f"## {o.get('title', p['experiment'])} — `{run}` (scale {p['scale']})", "",
+               f"Cells planned: {len(p['cells'])}; evaluated: "
+               f"{len(_get(rows, run=run, kind='model', group='all'))}. Training steps "
+               f"{o.get('steps')}, eval videos per split {o.get('n_eval')}. Commands: "
+               f"`{run}/run.sh`.", ""]
+        if p["experiment"] == "attributes":
+            md.append(section_attributes(rows, run))
+        md.append(section_errors(rows, run, "Velocity error"))
+        if p["experiment"] == "interpolation":
+            md.append(section_velocity(run, p, "Velocity inside the gaps", paper.INTERPOLATION))
+        if p["experiment"] in ("memorization", "quickstart"):
+            md.append(section_velocity(run, p, "Generated velocity", paper.MEMORIZATION
+                                       if p["experiment"] == "memorization" else "—"))
+        md.append(section_levels(rows, run))
+        timings = Path(run) / "timings.jsonl"
+        if timings.is_file():
+            recs = [json.loads(x) for x in timings.read_text().splitlines() if x.strip()]
+            by: dict[str, float] = {}
+            for t in recs:
+                by[t["kind"]] = by.get(t["kind"], 0.0) + t["seconds"]
+            md.append("Wall time by stage kind (s): " + ", ".join(
+                f"{k} {v:.0f}" for k, v in sorted(by.items())) + "\n")
+    plots = [plot_scaling(rows, r, out) for r in runs] + [plot_errors(rows, out),
+                                                         plot_velocity_map(runs, plans, out)]
+    md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots if p]
+    if gifs:
+        g = [x for r, p in zip(runs, plans, strict=True) for x in write_gifs(r, p, out)]
+        if g:
+            md += ["", "## Rollouts (truth | generated)", ""]
+            md += [f"![{x.stem}](strips/{x.name})" for x in g]
+    path = out / "report.md"
+    path.write_text("\n".join(md) + "\n")
+    return path
+
+
+def add_parser(subparsers) -> None:
+    """Register ``physim report``."""
+    p = subparsers.add_parser("report", help="comparison table and plots of finished runs")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="experiment run folders")
+    p.add_argument("--out", default=None, help="report folder (default RUN_DIR/report)")
+    p.add_argument("--no-gifs", action="store_true")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> int:
+    out = args.out or os.path.join(args.runs[0], "report")
+    path = build_report(args.runs, out, gifs=not args.no_gifs)
+    print(f"report: {path}")
+    return 0
