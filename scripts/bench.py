@@ -101,14 +101,102 @@ def bench_sim_render(quick: bool) -> list[str]:
     return rows
 
 
-SECTIONS = {"sim_render": bench_sim_render}
+def bench_generate(quick: bool) -> list[str]:
+    """States-only dataset generation, written shards included (all cores)."""
+    import shutil
+    import tempfile
+
+    from physim import dataset
+
+    rows = []
+    n = 200_000 if quick else 3_000_000
+    for name, workers in (("uniform", 1), ("uniform", 2), ("collision", 2)):
+        out = tempfile.mkdtemp(prefix="physim-bench-")
+        try:
+            t0 = time.perf_counter()
+            dataset.generate(
+                name,
+                "train",
+                n if name == "uniform" else n // 10,
+                0,
+                out,
+                workers=workers,
+                progress=False,
+            )
+            dt = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        m = n if name == "uniform" else n // 10
+        rows.append(
+            f"| generate {m:,} {name} states, {workers} worker(s) | {m / dt:,.0f} videos/s "
+            f"({dt:.1f} s) | target 20,000 videos/s on 2 cores | {m / dt / 20_000:.1f}x |"
+        )
+    return rows
+
+
+def bench_loader(quick: bool) -> list[str]:
+    """Grain loader rendering 32x128x128 videos (per CPU second = per core)."""
+    import tempfile
+
+    from physim import dataset, loader
+
+    out = tempfile.mkdtemp(prefix="physim-bench-")
+    dataset.generate("uniform", "train", 4096, 0, out, progress=False)
+    r = loader.benchmark(
+        out,
+        batches=10 if quick else 40,
+        batch_size=32,
+        resolution=128,
+        n_frames=32,
+        threads=0,
+        workers=0,
+    )
+    return [
+        f"| loader, uniform 32x128x128, batch 32 | {r['videos_per_cpu_s']:,.0f} videos per "
+        f"CPU-second ({r['videos_per_s']:,.0f}/s wall) | target 2,000/s per core | "
+        f"{r['videos_per_cpu_s'] / 2000:.1f}x |"
+    ]
+
+
+def bench_evals(quick: bool) -> list[str]:
+    from evals import bench as ebench
+
+    r = ebench.bench(pool=32, chunk=4, min_seconds=1.0 if quick else 3.0)
+    return [
+        f"| parse+score uniform 32x128x128 (velocity error {r['velocity_error']:.4f}) | "
+        f"{r['videos_per_s']:,.0f} videos/s | {r['reference_videos_per_s']:,.0f} videos/s "
+        f"(numpy threshold-and-centroid, error {r['reference_velocity_error']:.4f}) | "
+        f"{r['speedup']:.1f}x |"
+    ]
+
+
+def bench_scenes(quick: bool) -> list[str]:
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from bench_scenes import bench_combinatorial
+
+    return bench_combinatorial(quick)
+
+
+SECTIONS = {
+    "sim_render": bench_sim_render,
+    "generate": bench_generate,
+    "loader": bench_loader,
+    "evals": bench_evals,
+    "scenes": bench_scenes,
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
+    ap.add_argument("sections", nargs="*", help=f"any of {list(SECTIONS)} (default: all)")
     ap.add_argument("--quick", action="store_true", help="shorter timings (less stable)")
     args = ap.parse_args()
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        ap.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    args.sections = args.sections or list(SECTIONS)
     print(
         f"# {time.strftime('%Y-%m-%d')} on {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, python {platform.python_version()}"
