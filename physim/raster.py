@@ -15,7 +15,7 @@ import numpy as np
 
 from physim import world
 from physim.geometry import POLYGON, RING
-from physim.raster_polygon import _draw_poly, _fill, _put
+from physim.raster_polygon import _blend, _draw_poly
 
 _WS = world.WORLD_SIZE
 _SEG = 0.25 * math.pi  # ∫_0^r sqrt(r² - t²) dt = _SEG * r²
@@ -120,12 +120,11 @@ def _disc_cols_tab(cu, y0, yb, r, wa, wb, w_mid, w):
 
 
 @numba.njit(cache=True, inline="always")
-def _band_area(x, cu, c0, ya, yb, r_out, wa, sa, wb, sb, r_in, ia, ja, ib, jb, tab):
-    """Area of the disc (annulus) on the row band [ya, yb) left of column line x."""
-    u, sx = x - cu, tab[0, x - c0]
+def _band_area(u, ya, yb, r_out, wa, sa, wb, sb, sx, r_in, ia, ja, ib, jb, si):
+    """Area of the disc (annulus) on the row band [ya, yb) left of the column line at u
+    from the centre; the other arguments are the tables' values (see :func:`_quadrant`)."""
     v = _quadrant(u, yb, r_out, wb, sb, sx) - _quadrant(u, ya, r_out, wa, sa, sx)
     if r_in > 0.0:
-        si = tab[1, x - c0]
         v -= _quadrant(u, yb, r_in, ib, jb, si) - _quadrant(u, ya, r_in, ia, ja, si)
     return v
 
@@ -147,12 +146,18 @@ def _draw_round(img, cov, direct, cu, cv, r_out, r_in, col, tab):
     _round_tables(cu, cv, r_out, c0, c1, r0, r1, tab, 0)
     if r_in > 0.0:
         _round_tables(cu, cv, r_in, c0, c1, r0, r1, tab, 1)
+    mid, mid_in = math.sqrt(r_out * r_out - 0.0 * 0.0), math.sqrt(r_in * r_in - 0.0 * 0.0)
+    k0, k1, k2 = col[0], col[1], col[2]
+    fk0, fk1, fk2 = float(k0), float(k1), float(k2)
     for r in range(r0, r1):
         i, ya, yb = r - r0, r - cv, r + 1.0 - cv
         wa, sa, wb, sb = tab[2, i], tab[4, i], tab[2, i + 1], tab[4, i + 1]
         ia, ja, ib, jb = tab[3, i], tab[5, i], tab[3, i + 1], tab[5, i + 1]
-        e0, e1, f0, f1 = _disc_cols(cu, ya, r_out, w)
-        h0, h1, g0, g1 = _disc_cols(cu, ya, r_in, w)  # [g0, g1) inside the hole
+        e0, e1, f0, f1 = _disc_cols_tab(cu, ya, yb, r_out, wa, wb, mid, w)
+        h0 = h1 = g0 = g1 = 0  # [h0, h1) touched by the hole, [g0, g1) inside it
+        if r_in > 0.0:
+            h0, h1, g0, g1 = _disc_cols_tab(cu, ya, yb, r_in, ia, ib, mid_in, w)
+        row, crow = img[r], cov[r if not direct else 0]
         # Columns [e0, e1) minus the skipped runs, which are disjoint and in this order:
         # filled left of the hole's outline, the hole, filled right of it.
         c = e0
@@ -168,17 +173,35 @@ def _draw_round(img, cov, direct, cu, cv, r_out, r_in, col, tab):
             if s0 >= s1 and k < 3:
                 continue
             if c < s0:  # a run of boundary pixels [c, s0)
+                sx, si = tab[0, c - c0], tab[1, c - c0]
                 last = _band_area(
-                    c, cu, c0, ya, yb, r_out, wa, sa, wb, sb, r_in, ia, ja, ib, jb, tab
+                    c - cu, ya, yb, r_out, wa, sa, wb, sb, sx, r_in, ia, ja, ib, jb, si
                 )
                 for x in range(c + 1, s0 + 1):
+                    sx, si = tab[0, x - c0], tab[1, x - c0]
                     v = _band_area(
-                        x, cu, c0, ya, yb, r_out, wa, sa, wb, sb, r_in, ia, ja, ib, jb, tab
+                        x - cu, ya, yb, r_out, wa, sa, wb, sb, sx, r_in, ia, ja, ib, jb, si
                     )
-                    _put(img, cov, direct, r, x - 1, col, v - last)
+                    a = v - last
                     last = v
+                    if direct:
+                        a = min(max(a, 0.0), 1.0)
+                        o = float(row[x - 1, 0])
+                        row[x - 1, 0] = np.uint8(int(o + (fk0 - o) * a + 0.5))
+                        o = float(row[x - 1, 1])
+                        row[x - 1, 1] = np.uint8(int(o + (fk1 - o) * a + 0.5))
+                        o = float(row[x - 1, 2])
+                        row[x - 1, 2] = np.uint8(int(o + (fk2 - o) * a + 0.5))
+                    else:
+                        crow[x - 1] += a
             if k != 1:
-                _fill(img, cov, direct, r, s0, s1, col)
+                for x in range(s0, s1):
+                    if direct:
+                        row[x, 0] = k0
+                        row[x, 1] = k1
+                        row[x, 2] = k2
+                    else:
+                        crow[x] += 1.0
             c = max(c, s1)
     return r0, r1
 
@@ -299,7 +322,8 @@ def render_geometry(
                 for r in range(lo, hi):
                     for c in range(w):
                         if cov[r, c] > 0.0:
-                            _put(img, cov, True, r, c, colors[p], cov[r, c])
+                            for ch in range(3):
+                                img[r, c, ch] = _blend(img[r, c, ch], colors[p, ch], cov[r, c])
                             cov[r, c] = 0.0
             p = end
 

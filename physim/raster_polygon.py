@@ -1,5 +1,5 @@
-"""Numba kernels of :mod:`physim.raster` for convex polygons, and the pixel writes that
-all primitives share (blend now, or add to a layer's coverage sum)."""
+"""Numba kernels of :mod:`physim.raster` for convex polygons, and the blend of a pixel that
+all primitives share."""
 
 from __future__ import annotations
 
@@ -10,30 +10,12 @@ import numpy as np
 
 
 @numba.njit(cache=True, inline="always")
-def _put(img, cov, direct, r, c, col, a):
-    """Add coverage a of colour col to pixel (r, c): blend it now (direct: the channel
-    becomes ``o + (c - o) * a`` rounded half up, a clipped to [0, 1]) or sum it in cov."""
-    if direct:
-        a = min(max(a, 0.0), 1.0)
-        for ch in range(3):
-            o = float(img[r, c, ch])
-            img[r, c, ch] = np.uint8(int(o + (float(col[ch]) - o) * a + 0.5))
-    else:
-        cov[r, c] += a
-
-
-@numba.njit(cache=True, inline="always")
-def _fill(img, cov, direct, r, a, b, col):
-    """Full coverage of colour col on columns [a, b) of row r."""
-    if direct:
-        c0, c1, c2 = col[0], col[1], col[2]
-        for c in range(a, b):
-            img[r, c, 0] = c0
-            img[r, c, 1] = c1
-            img[r, c, 2] = c2
-    else:
-        for c in range(a, b):
-            cov[r, c] += 1.0
+def _blend(o, c, a):
+    """Channel value o (uint8) covered by colour c (uint8) with coverage a: the channel
+    becomes ``o + (c - o) * a`` rounded half up, a clipped to [0, 1]. The kernels inline
+    this expression in their pixel loops (arrays passed to helpers cost a call each)."""
+    a = min(max(a, 0.0), 1.0)
+    return np.uint8(int(float(o) + (float(c) - float(o)) * a + 0.5))
 
 
 @numba.njit(cache=True)
@@ -111,6 +93,8 @@ def _draw_poly(img, cov, direct, pu, pv, n, col, buf):
     h, w = img.shape[0], img.shape[1]
     au, av, bu, bv, xs, hs, cum = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6]
     vmin, vmax = pv[:n].min(), pv[:n].max()
+    k0, k1, k2 = col[0], col[1], col[2]
+    fk0, fk1, fk2 = float(k0), float(k1), float(k2)
     r0 = int(min(max(math.floor(vmin), 0.0), h))
     r1 = int(min(max(math.ceil(vmax), 0.0), h))
     for r in range(r0, r1):
@@ -129,6 +113,7 @@ def _draw_poly(img, cov, direct, pu, pv, n, col, buf):
             a1, b1 = _line_span(bu, bv, m, float(r + 1))
             f0 = int(min(max(math.ceil(max(a0, a1)), 0.0), w))
             f1 = max(f0, int(min(max(math.floor(min(b0, b1)), 0.0), w)))
+        row, crow = img[r], cov[r if not direct else 0]
         q, last_c, last = 0, -1, 0.0  # profile segment; band area left of column last_c
         for c in range(e0, e1):
             if f0 <= c < f1:
@@ -147,8 +132,23 @@ def _draw_poly(img, cov, direct, pu, pv, n, col, buf):
                     v = cum[q] + t * (hs[q] + 0.5 * (hs[q + 1] - hs[q]) * t / (xs[q + 1] - xs[q]))
                 if x == c:
                     last = v
-                else:
-                    _put(img, cov, direct, r, c, col, v - last)
+                elif direct:
+                    a = min(max(v - last, 0.0), 1.0)
+                    o = float(row[c, 0])
+                    row[c, 0] = np.uint8(int(o + (fk0 - o) * a + 0.5))
+                    o = float(row[c, 1])
+                    row[c, 1] = np.uint8(int(o + (fk1 - o) * a + 0.5))
+                    o = float(row[c, 2])
+                    row[c, 2] = np.uint8(int(o + (fk2 - o) * a + 0.5))
                     last_c, last = x, v
-        _fill(img, cov, direct, r, f0, f1, col)
+                else:
+                    crow[c] += v - last
+                    last_c, last = x, v
+        for c in range(f0, f1):
+            if direct:
+                row[c, 0] = k0
+                row[c, 1] = k1
+                row[c, 2] = k2
+            else:
+                crow[c] += 1.0
     return r0, r1
