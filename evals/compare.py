@@ -148,7 +148,7 @@ def section_errors(rows, run, title) -> str:
                      pp.get("ood"), f"{rng[0][0]}–{rng[0][1]} / {rng[1][0]}–{rng[1][1]}"
                      if rng else "—"])
     for k in REFERENCES:
-        for e in sorted({r["eval"] for r in cells}):
+        for e in sorted({r["eval"] for r in _get(rows, run=run, group="all")}):
             id_, ood = (_err(rows, run=run, model_or_ref=k, eval=e, group=g)
                         for g in ("id", "ood"))
             sc = e.split("-")[0]

@@ -83,9 +83,9 @@ SCALES: dict[str, Scale] = {
         data={"30K": 300, "300K": 3_000, "3M": 30_000, "0.6M": 600, "6M": 6_000},
         steps=240, batch=8, n_eval=24, train_overrides=_MINI_TRAIN, workers=1, n_attr=3_000),
     "micro": Scale(
-        name="micro", resolution=16,
-        models={k: ModelSpec("dit-px32", ("data.resolution=16", "dit.depth=1", "dit.width=24",
-                                          "dit.heads=2", "dit.patch=1,16,16"))
+        name="micro", resolution=32,
+        models={k: ModelSpec("dit-px32", ("dit.depth=1", "dit.width=24", "dit.heads=2",
+                                          "dit.patch=1,32,32"))
                 for k in ("S", "B", "L", "XL")},
         data={"30K": 8, "300K": 16, "3M": 32, "0.6M": 8, "6M": 16},
         steps=2, batch=2, n_eval=3, sample_steps=2,
@@ -345,7 +345,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
             add(_evaluate(f"evaluate-{kind}-{e.name}", base / "gen", eval_dirs[e.name],
                           base / "eval", e.metrics))
     vae_dir = None
-    if sc.vae is not None and train and not checkpoint:
+    if sc.vae is not None and train and not checkpoint and any(c.preset is None for c in cells):
         biggest = max(cells, key=lambda c: sc.data.get(c.data_label, sc.n_attr))
         # (a "stream" cell trains its VAE on the scenario stream as well)
         vae_dir = str(run / "vae")
@@ -368,7 +368,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
                     sets.append(f"data.resolution={sc.resolution}")
             if c.flip is not None:
                 sets.append(f"data.flip={c.flip}")
-            if vae_dir:
+            if vae_dir and c.preset is None:
                 sets.append(f"vae_workdir={vae_dir}")
             add(Stage(f"train-{c.name}", ("physim", "train", "--preset", m.preset, "--data",
                                           train_dirs[c.name], "--workdir", workdir,
@@ -429,15 +429,16 @@ def write_plan(p: Plan) -> Path:
     return run / "run.sh"
 
 
-def run_plan(p: Plan, log=print, only: tuple[str, ...] = ()) -> dict:
-    """Run every unfinished stage of ``p`` (``only``: stage kinds to run); returns
-    ``{stage: seconds}`` for the stages run now. Timings go to ``RUN/timings.jsonl``."""
+def run_plan(p: Plan, log=print, only: tuple[str, ...] = (), cells: bool = True) -> dict:
+    """Run every unfinished stage of ``p`` (``only``: stage kinds to run; ``cells=False``:
+    skip the models' stages, i.e. data and references only); returns ``{stage: seconds}``
+    for the stages run now. Timings go to ``RUN/timings.jsonl``."""
     write_plan(p)
     run = Path(p.run_dir)
     (run / "stages").mkdir(exist_ok=True)
     times = {}
     for st in p.stages:
-        if stage_done(run, st) or (only and st.kind not in only):
+        if stage_done(run, st) or (only and st.kind not in only) or (st.cell and not cells):
             continue
         log(f"[{time.strftime('%H:%M:%S')}] {st.name}: {st.shell()}")
         t0 = time.perf_counter()

@@ -20,7 +20,11 @@ REGISTRY: dict[str, Callable[..., object]] = {
     "collision": Collision,
     **{name: make_pair_class(name) for name in PAIRS},
 }
-_LAZY = {"combinatorial": "physim.scenarios.combinatorial"}
+_LAZY = {
+    "combinatorial": "physim.scenarios.combinatorial",
+    "uniform_bands": "physim.scenarios.holdout",
+    "collision_holdout": "physim.scenarios.holdout",
+}
 
 
 def register(name: str, factory: Callable[..., object]) -> None:

@@ -1,0 +1,187 @@
+"""Experiment registry, planner, resumable runner, references, held-out scenarios, report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from evals import compare
+from evals import experiments as ex
+from models import baselines
+
+# --------------------------------------------------------------------------- planning
+
+
+@pytest.mark.parametrize("name", sorted(ex.EXPERIMENTS))
+@pytest.mark.parametrize("scale", ["micro", "cpu-mini", "paper"])
+def test_every_experiment_plans(name, scale, tmp_path):
+    p = ex.plan(name, scale, tmp_path / "run")
+    names = [s.name for s in p.stages]
+    assert len(names) == len(set(names))
+    assert p.stages[-1].kind == "report"
+    kinds = [s.kind for s in p.stages]
+    assert kinds.count("train") == len(p.cells) + (scale == "paper" and name != "quickstart")
+    # every evaluation follows the stage that wrote its inputs
+    for i, s in enumerate(p.stages):
+        if s.kind == "evaluate":
+            gen = s.argv[2]
+            assert any(gen in t.argv for t in p.stages[:i]), s.name
+    script = ex.write_plan(p)
+    assert script.read_text().count("\n") == len(p.stages) + 3
+    assert json.loads((tmp_path / "run" / "plan.json").read_text())["experiment"] == name
+
+
+def test_paper_scale_uses_paper_sizes(tmp_path):
+    p = ex.plan("scaling", "paper", tmp_path, scenarios=["collision"])
+    text = "\n".join(s.shell() for s in p.stages)
+    for n in ("30000", "300000", "3000000"):
+        assert f"--n {n} " in text
+    for preset in ("dit-s", "dit-b", "dit-l"):
+        assert f"--preset {preset} " in text
+    assert "train.steps=100000" in text and "train.batch_size=256" in text
+    assert "--preset vae-f8t4" in text and "vae_workdir=" in text
+    assert len(p.cells) == 9
+
+
+def test_mini_scale_is_small_and_restrictable(tmp_path):
+    p = ex.plan("scaling", "cpu-mini", tmp_path, scenarios=["uniform"], models=["S"],
+                data=["30K", "3M"])
+    assert [c.name for c in p.cells] == ["uniform-S-30K", "uniform-S-3M"]
+    text = "\n".join(s.shell() for s in p.stages)
+    assert "data.resolution=32" in text and "vae" not in text
+    with pytest.raises(ValueError, match="unknown scenario"):
+        ex.plan("scaling", "cpu-mini", tmp_path, scenarios=["bogus"])
+    with pytest.raises(ValueError, match="unknown experiment"):
+        ex.plan("nope", "cpu-mini", tmp_path)
+    with pytest.raises(ValueError, match="unknown scale"):
+        ex.plan("scaling", "huge", tmp_path)
+    with pytest.raises(ValueError, match="no cells"):
+        ex.plan("scaling", "cpu-mini", tmp_path, models=["Q"])
+
+
+def test_checkpoint_and_no_train_plans(tmp_path):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "config.json").write_text(json.dumps({"data": {"resolution": 48}}))
+    p = ex.plan("quickstart", "cpu-mini", tmp_path / "r", checkpoint=str(ck))
+    kinds = [s.kind for s in p.stages]
+    assert "train" not in kinds and "sample" in kinds
+    assert any("48" in s.argv for s in p.stages if s.kind == "baseline")
+    p = ex.plan("quickstart", "cpu-mini", tmp_path / "r2", train=False)
+    assert not {"train", "sample"} & {s.kind for s in p.stages}
+    with pytest.raises(ValueError, match="not a training workdir"):
+        ex.plan("quickstart", "cpu-mini", tmp_path / "r3", checkpoint=str(tmp_path))
+
+
+def test_interpolation_and_memorization_cells():
+    sc = ex.get_scale("cpu-mini")
+    cells = ex.EXPERIMENTS["interpolation"].cells(sc, ("uniform", "collision"))
+    assert {c.scenario for c in cells} == {"uniform_bands", "collision_holdout"}
+    mem = ex.EXPERIMENTS["memorization"].cells(sc, ("uniform",))
+    assert [c.flip for c in mem] == [False, True]
+
+
+# --------------------------------------------------------------------------- references
+
+
+def test_baseline_videos():
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
+    t = baselines.baseline_video("truth", f, 3)
+    assert np.array_equal(t, f) and t is not f
+    c = baselines.baseline_video("copy-last", f, 3)
+    assert np.array_equal(c[:3], f[:3])
+    assert all(np.array_equal(c[k], f[2]) for k in range(3, 6))
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baselines.baseline_video("blur", f, 3)
+    with pytest.raises(ValueError, match="n_cond"):
+        baselines.baseline_video("truth", f, 0)
+
+
+# --------------------------------------------------------------------------- held-out sets
+
+
+def test_held_out_scenarios():
+    from physim.scenarios import scenario
+
+    s = scenario("uniform_bands", v_bands=[[3.75, 4.0], [1.0, 1.25]])
+    assert s.v_bands == ((1.0, 1.25), (3.75, 4.0))
+    v = s.band_speed(np.linspace(0, 0.9999, 101))
+    assert v.min() >= 1.0 and v.max() < 4.0
+    assert not np.any((v > 1.25) & (v < 3.75))
+    assert np.isclose(np.mean(v < 2), 0.5, atol=0.02)  # equal-width bands, equal mass
+    with pytest.raises(ValueError, match="overlap"):
+        scenario("uniform_bands", v_bands=[[1.0, 2.0], [1.5, 3.0]])
+    with pytest.raises(ValueError, match="invalid interval"):
+        scenario("uniform_bands", v_bands=[[2.0, 1.0]])
+    c = scenario("collision_holdout", holdout=[[[2.0, 3.0], [2.0, 3.0]]])
+    assert c.held_out(np.array([2.5, 2.5, 1.0]), np.array([2.5, 1.0, 2.5])).tolist() == [
+        True, False, False]
+
+
+def test_held_out_training_sets(tmp_path):
+    import physim.dataset
+    from physim.generate import generate
+
+    generate("uniform_bands", split="train", n=40, seed=0, out=tmp_path / "u",
+             overrides={"v_bands": ((1.0, 1.25), (3.75, 4.0))}, progress=False)
+    generate("collision_holdout", split="train", n=40, seed=0, out=tmp_path / "c",
+             overrides={"holdout": (((1.5, 3.5), (1.5, 3.5)),)}, progress=False)
+    u = physim.dataset.open(tmp_path / "u")
+    v = np.array([u[i].params["v"] for i in range(len(u))])
+    assert len(v) == 40 and not np.any((v > 1.25) & (v < 3.75))
+    c = physim.dataset.open(tmp_path / "c")
+    v1 = np.array([c[i].params["v1"] for i in range(len(c))])
+    v2 = np.array([c[i].params["v2"] for i in range(len(c))])
+    assert len(v1) == 40 and not np.any((v1 > 1.5) & (v1 < 3.5) & (v2 > 1.5) & (v2 < 3.5))
+    assert c.spec.holdout == (((1.5, 3.5), (1.5, 3.5)),)  # survives the JSON manifest
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _micro(tmp_path, **kw):
+    return ex.plan("scaling", "micro", tmp_path / "run", scenarios=["uniform"], models=["S"],
+                   data=["30K"], n_eval=2, **kw)
+
+
+def test_runner_references_resume_and_report(tmp_path):
+    p = _micro(tmp_path)
+    ran = ex.run_plan(p, log=lambda m: None, only=("generate", "baseline", "evaluate"),
+                      cells=False)
+    assert any(k.startswith("evaluate-truth") for k in ran)
+    assert not any(k.startswith(("train", "sample")) for k in ran)
+    # the model's evaluation needs rollouts: it must not have run without them
+    assert not any(ex.stage_done(p.run_dir, s) for s in p.stages if s.cell)
+    again = ex.run_plan(p, log=lambda m: None, only=("generate", "baseline"))
+    assert again == {}  # finished stages are skipped
+    rows = compare.collect(p.run_dir)
+    truth = compare._err(rows, model_or_ref="truth", group="all")
+    copy = compare._err(rows, model_or_ref="copy-last", group="all")
+    assert truth is not None and copy is not None and truth < copy
+    path = compare.build_report([p.run_dir], tmp_path / "rep")
+    md = path.read_text()
+    assert "copy-last" in md and "truth" in md and "0.0099" in md  # the paper's floor
+    assert (tmp_path / "rep" / "comparison.csv").is_file()
+    assert (tmp_path / "rep" / "errors.png").is_file() is False  # no model evaluated yet
+
+
+def test_report_command_and_errors(tmp_path, capsys):
+    from physim import cli
+
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert "no plan.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_micro_pipeline_end_to_end(tmp_path):
+    p = _micro(tmp_path)
+    ex.run_plan(p, log=lambda m: None)
+    rows = compare.collect(p.run_dir)
+    model = compare._get(rows, kind="model", group="all")
+    assert model and model[0]["n"] == 4
+    rep = tmp_path / "run" / "report"
+    assert (rep / "report.md").is_file() and list((rep / "strips").glob("*.gif"))
+    assert (rep / "error_vs_data.png").is_file()
