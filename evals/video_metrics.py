@@ -191,8 +191,8 @@ def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
         raise ValueError("FVD needs at least 2 videos on each side")
     mu1, mu2 = f1.mean(0), f2.mean(0)
     s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = np.real(covmean)
+    covmean = linalg.sqrtm(s1 @ s2)
+    covmean = np.real(covmean[0] if isinstance(covmean, tuple) else covmean)
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean))
 
 

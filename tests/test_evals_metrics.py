@@ -1,0 +1,102 @@
+"""Video metrics, attribute priority, case retrieval and the bench's reference parse."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import physim
+from evals import attributes, bench, cases, laws, parse
+from evals import video_metrics as vm
+from physim import world
+from physim.render import render
+
+RES = 64
+
+
+def _video(name="uniform", index=3, split="id"):
+    rec = physim.scenario(name).sample(seed=5, split=split, index=index)
+    return rec, render(rec.trajectory, rec.objects, RES)
+
+
+def test_psnr_ssim_closed_form():
+    a = np.full((2, 16, 16, 3), 100, np.uint8)
+    b = a.copy()
+    b[..., 0] += 10  # MSE = (10/255)² / 3
+    expect = -10 * np.log10((10 / 255) ** 2 / 3)
+    np.testing.assert_allclose(vm.psnr(a, b), expect, rtol=1e-5)
+    assert np.allclose(vm.ssim(a, a), 1.0, atol=1e-4)  # float32
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, a.shape).astype(np.uint8)
+    assert float(vm.ssim(noise, a).mean()) < 0.2
+
+
+def test_motion_scores_controls():
+    rec, frames = _video()
+    same = vm.motion_scores(frames, frames)
+    assert all(float(v) == 1.0 for v in same.values())
+    frozen = frames.copy()
+    frozen[3:] = frames[2]
+    s = vm.video_scores(frames, frozen, rec.n_cond)
+    assert s["spatiotemporal_iou"] < 0.5 and s["weighted_spatial_iou"] < 0.5
+    assert s["psnr"] < 40 and s["ssim"] < 1.0
+    assert vm.video_scores(frames, frames, rec.n_cond)["psnr"] == 100.0
+
+
+def test_frechet_distance_of_gaussians():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 3))
+    assert vm.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+    # Shift by (1, 0, 0): distance |Δμ|² = 1.
+    assert vm.frechet_distance(x, x + [1, 0, 0]) == pytest.approx(1.0, abs=0.05)
+
+
+def _attr_tracks(rec, frames):
+    names = attributes.candidate_colors(rec)
+    rgb = np.stack([world.color_rgb(c) for c in names])
+    return parse.parse(frames, rgb), names
+
+
+def test_attribute_outcomes_and_priority():
+    rec = physim.scenario("color_shape").sample(seed=5, split="ood", index=2)
+    frames = render(rec.trajectory, rec.objects, RES)
+    tr, names = _attr_tracks(rec, frames)
+    kept = attributes.video_attributes(tr, rec, names)
+    assert kept["kept_a"] and kept["kept_b"]  # the truth keeps both
+    # A model that keeps the colour but morphs the shape (the paper's colour > shape).
+    other = "ball" if rec.objects.shapes[0] == "square" else "square"
+    morphed = dataclasses.replace(rec.objects, shapes=(other,))
+    g = render(rec.trajectory, morphed, RES)
+    g[: rec.n_cond] = frames[: rec.n_cond]
+    out = attributes.video_attributes(_attr_tracks(rec, g)[0], rec, names)
+    assert out["kept_a"] and not out["kept_b"]
+    row = {"split": "ood", **out}
+    pr = attributes.priority([row, row, {"split": "ood", **kept}])
+    assert pr["counts"]["color>shape"] == 2 and pr["order"][0] == "color"
+
+
+def test_case_retrieval_closer_to_case():
+    spec = physim.scenario("uniform")
+    train = [spec.sample(seed=5, split="id", index=i) for i in range(0, 160, 7)]
+    bank = cases.CaseBank(
+        np.stack([cases._vector(attributes.truth_attributes(r)) for r in train]),
+        [cases._key(attributes.truth_attributes(r)) for r in train],
+    )
+    rec = physim.scenario("uniform").sample(seed=5, split="ood", index=300)
+    truth = attributes.truth_attributes(rec)
+    assert cases.case_score(truth, truth, bank)["closer_to_case"] == 0.0
+    # A generation that copies a training case's velocity sits on that case.
+    copy = dict(truth, velocity=attributes.truth_attributes(train[3])["velocity"],
+                radius=train[3].objects.radii)  # fmt: skip
+    s = cases.case_score(copy, truth, bank)
+    assert s["closer_to_case"] == 1.0 and s["d_case"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bench_reference_parse_is_coarse_but_right():
+    rec, frames = _video(index=10)
+    ref = bench.numpy_reference(frames[None])[0]
+    vec = bench.numpy_reference_vectorized(frames[None])[0]
+    np.testing.assert_allclose(ref, vec, atol=1e-9)
+    inside = laws.inside_box(rec.trajectory.positions, rec.objects.radii)
+    err = np.abs(ref - rec.trajectory.positions)[inside]
+    assert err.max() < 0.2  # within a pixel or so at 64²
