@@ -2,7 +2,8 @@
 
 Every pixel value is a fixed float64 expression of the primitive's pose (no fastmath, no
 threads), so all entry points (a :class:`~physim.geometry.Geometry` table, or the disc fast
-path that builds the same primitives inline) give the same bytes. Polygons are in
+path that builds the same primitives inline) give the same bytes. The entry kernels
+release the GIL, so threads (data loaders, exports) render in parallel. Polygons are in
 :mod:`physim.raster_polygon`.
 """
 
@@ -271,7 +272,7 @@ def _pose(x, y, cs, sn, lx, ly, scale):
     return (x + cs * lx - sn * ly) * scale, (_WS - (y + sn * lx + cs * ly)) * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def render_geometry(
     out, kind, body, params, verts, vstart, vcount, colors, layer_end, pos, ang, bg
 ):
@@ -354,7 +355,7 @@ DISC_ERRORS = (
 )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def render_discs(out, pos, ang, radii, shapes, rgb, bg):
     """Draw V videos of N objects each (one primitive per object, body i = object i, as
     :meth:`~physim.geometry.Geometry.from_objects` builds them) into out (V, T, H, W, 3).
