@@ -1,0 +1,42 @@
+"""The quickstart at its smallest setting (``--smoke``: 2 videos per split), as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_smoke(tmp_path):
+    out = tmp_path / "qs"
+    env = dict(os.environ, MPLBACKEND="Agg")
+    env.pop("PHYSIM_CHECKPOINT", None)
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "quickstart.sh"), "--smoke", "--out",
+                        str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = out / "report" / "report.md"
+    assert f"report: {out}/report/report.md" in r.stdout
+    md = report.read_text()
+    assert "**truth** (reference)" in md and "**copy-last** (reference)" in md
+    assert (out / "report" / "comparison.csv").is_file()
+    shipped = "rolling out the checkpoint" in r.stdout
+    assert shipped or "no checkpoint is shipped" in r.stdout
+    if shipped:  # the model's rows, plots and GIF strips
+        assert "uniform-px32" in md
+        assert list((out / "report" / "strips").glob("*.gif"))
+        assert (out / "report" / "errors.png").is_file()
+    # the references separate: the truth scores far better than a frozen ball
+    import csv
+
+    rows = list(csv.DictReader(open(out / "report" / "comparison.csv")))
+    err = {r["model_or_ref"]: float(r["velocity_error"]) for r in rows if r["group"] == "all"}
+    assert err["truth"] < 0.2 < err["copy-last"]
+
+
+def test_quickstart_rejects_unknown_option(tmp_path):
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "quickstart.sh"), "--bogus"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "unknown option" in r.stderr
