@@ -24,6 +24,7 @@ import numpy as np
 
 from evals import paper_numbers as paper
 from evals.experiments import load_plan
+from physim import world
 
 REFERENCES = ("truth", "copy-last")
 N_GIFS = 2  # videos per (cell, eval set) shown as GIF strips
@@ -66,8 +67,9 @@ def collect(run_dir) -> list[dict]:
                     eval=evalset, **{f"tag_{k}": v for k, v in tags.items()})
         groups = {"all": res, **{s: v for s, v in res.get("splits", {}).items()},
                   **{lv: v for lv, v in res.get("levels", {}).items()}}
+        lost = _lost(_read_csv(res_dir / "per_video.csv"))
         for g, r in groups.items():
-            row = dict(base, group=g, n=r.get("n_scored"),
+            row = dict(base, group=g, n=r.get("n_scored"), lost=lost.get(g),
                        velocity_error=_num(r.get("velocity_error")),
                        abnormal=_num(r.get("abnormal")),
                        psnr=_num(r.get("psnr")), ssim=_num(r.get("ssim")))
@@ -87,6 +89,20 @@ def collect(run_dir) -> list[dict]:
         for e in sorted(evals):
             add(kind, "reference", None, e, run / "baselines" / kind / e / "eval")
     return rows
+
+
+def _lost(per_video: list[dict]) -> dict:
+    """Fraction of videos whose object is not found in over half of the generated frames
+    (``missing_frames`` of ``evals.laws``), overall and per split and ``split/level``."""
+    by: dict[str, list[bool]] = {}
+    for r in per_video:
+        m = _num(r.get("missing_frames"))
+        if m is None:
+            continue
+        flag = m > (world.N_FRAMES - 3) / 2
+        for g in ("all", r["split"], f"{r['split']}/{r['level']}"):
+            by.setdefault(g, []).append(flag)
+    return {g: float(np.mean(v)) for g, v in by.items()}
 
 
 def _get(rows, **kw):
@@ -144,7 +160,9 @@ def section_errors(rows, run, title) -> str:
         rng = paper.SCALING_RANGE.get(sc) if r["experiment"] == "scaling" else None
         tags = ", ".join(f"{k[4:]}={v}" for k, v in r.items() if k.startswith("tag_") and v)
         ratio = ood / id_ if id_ and ood is not None else None
-        body.append([r["cell"], tags, e, r["n"], id_, ood, ratio, pp.get("id"),
+        lost = [(_get(rows, run=run, cell=r["cell"], eval=e, group=g) or [{}])[0].get("lost")
+                for g in ("id", "ood")]
+        body.append([r["cell"], tags, e, r["n"], id_, ood, ratio, *lost, pp.get("id"),
                      pp.get("ood"), f"{rng[0][0]}–{rng[0][1]} / {rng[1][0]}–{rng[1][1]}"
                      if rng else "—"])
     for k in REFERENCES:
@@ -152,14 +170,18 @@ def section_errors(rows, run, title) -> str:
             id_, ood = (_err(rows, run=run, model_or_ref=k, eval=e, group=g)
                         for g in ("id", "ood"))
             sc = e.split("-")[0]
+            lost = [(_get(rows, run=run, model_or_ref=k, eval=e, group=g) or [{}])[0].get("lost")
+                    for g in ("id", "ood")]
             body.append([f"**{k}** (reference)", "", e, None, id_, ood,
-                         ood / id_ if id_ and ood is not None else None,
+                         ood / id_ if id_ and ood is not None else None, *lost,
                          paper.PARSE_FLOOR.get(sc) if k == "truth" else None,
                          paper.PARSE_FLOOR.get(sc) if k == "truth" else None, "—"])
-    return f"### {title}\n\nVelocity error (world units/s, lower is better), ours vs the " \
-           f"paper's.\n\n" + _table(["cell", "tags", "eval set", "n", "ID (ours)",
-                                     "OOD (ours)", "OOD/ID", "ID (paper)", "OOD (paper)",
-                                     "paper Fig. 3 axis range ID / OOD"], body) + "\n"
+    header = ["cell", "tags", "eval set", "n", "ID (ours)", "OOD (ours)", "OOD/ID", "lost ID",
+              "lost OOD", "ID (paper)", "OOD (paper)", "paper Fig. 3 axis range ID / OOD"]
+    return (f"### {title}\n\nVelocity error (world units/s, lower is better), ours vs the "
+            "paper's. *lost*: fraction of videos whose object the parser cannot find in over "
+            "half of the generated frames (its position is then held, so v̂ = 0, which is "
+            "also what copy-last scores).\n\n" + _table(header, body) + "\n")
 
 
 def section_levels(rows, run) -> str:
