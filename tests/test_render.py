@@ -354,3 +354,22 @@ def test_disc_fast_path_bad_inputs():
         Geometry.from_discs([1.0], [0], [[0, 0, 300]])
     with pytest.raises(ValueError, match="finite"):
         Geometry.from_discs([np.nan], [0], [[0, 0, 0]])
+
+
+def test_threads_render_the_same_bytes():
+    # The kernels release the GIL and keep no shared scratch: threads agree with one call.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(10)
+    radii, shapes, rgb, pos, ang = _random_disc_scenes(rng, 8, 2, 3)
+    whole = render_discs_into(np.empty((8, 2, 24, 24, 3), np.uint8), pos, radii, shapes, rgb, ang)
+    out = np.zeros_like(whole)
+
+    def one_video(k):
+        render_discs_into(out[k], pos[k], radii[k], shapes[k], rgb[k], ang[k])
+        geom = Geometry.from_discs(radii[k], shapes[k], rgb[k])
+        return render_bodies(geom, pos[k], ang[k], 24)
+
+    with ThreadPoolExecutor(4) as pool:
+        tables = list(pool.map(one_video, range(8)))
+    assert np.array_equal(out, whole) and np.array_equal(np.stack(tables), whole)
