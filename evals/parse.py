@@ -64,6 +64,11 @@ class ParseConfig:
       min_memb: memberships below this are dropped (codec noise far from any object would
         otherwise weigh on second moments).
       coarse_memb: membership a coarse sample needs to place an object's box there.
+      temporal: after the first frame, look for known objects in a box predicted from the
+        previous two frames plus a sparse grid (twice the stride, four rotating phases),
+        and fall back to the full grid for that frame if any object reaches its box's
+        edge, an object is lost, or an unknown colour shows. Results equal the full-grid
+        parse whenever the fast attempt is kept; it only saves work.
     """
 
     stride: int = 4
@@ -75,6 +80,7 @@ class ParseConfig:
     cos_tol: float = 0.85
     min_memb: float = 0.0
     coarse_memb: float = 0.0
+    temporal: bool = True
 
 
 # Presets: lossless renders, and lossy inputs (mp4, VAE decodes, model samples).
@@ -259,7 +265,7 @@ def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, out)
 @numba.njit(cache=True)
 def _parse_frames(
     frames, luma, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, lossy, cos_tol,
-    min_memb, coarse_memb, acc, unk,
+    min_memb, coarse_memb, temporal, acc, unk,
 ):  # fmt: skip
     """Accumulate memberships of frames (B, T, H, W, 3) uint8.
 
@@ -295,154 +301,242 @@ def _parse_frames(
             sr[i] = r
             sc[i] = c
             i += 1
+    # Sparse grids (twice the stride, four phases that together make the full grid) for
+    # frames after the first, whose known objects are looked for where they were.
+    stride2 = 2 * stride
+    n_sp = np.zeros(4, dtype=np.int64)
+    spr = np.empty((4, n_s), dtype=np.int64)
+    spc = np.empty((4, n_s), dtype=np.int64)
+    for ph in range(4):
+        for r in range((ph // 2) * stride, h, stride2):
+            for c in range((ph % 2) * stride, w_, stride2):
+                spr[ph, n_sp[ph]] = r
+                spc[ph, n_sp[ph]] = c
+                n_sp[ph] += 1
     hits = np.empty(n_s, dtype=np.int64)
+    pbox = np.zeros((k_n, 4), dtype=np.int64)
     box = np.zeros((k_n + 1, 4), dtype=np.int64)  # K colours then unknown; inclusive
     lo = np.zeros(k_n + 1, dtype=np.int64)
     hi = np.zeros(k_n + 1, dtype=np.int64)
     rw = np.zeros((k_n, 3))
     cmin = np.zeros(k_n, dtype=np.int64)
     cmax = np.zeros(k_n, dtype=np.int64)
-    ext = stride + margin
     for b in range(nb):
         for t in range(nt):
             f = frames[b, t]
-            n_hit = 0
-            for i in range(n_s):
-                r = sr[i]
-                c = sc[i]
-                if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
-                    hits[n_hit] = i
-                    n_hit += 1
-            for k in range(k_n + 1):
-                box[k, 0] = h
-                box[k, 1] = -1
-                box[k, 2] = w_
-                box[k, 3] = -1
-            for q in range(n_hit):
-                r = sr[hits[q]]
-                c = sc[hits[q]]
-                u = _decompose(
-                    f[r, c, 0], f[r, c, 1], f[r, c, 2], bg, cols, gram_inv, res_tol2, memb
-                )
+            # Fast attempt: sparse grid plus boxes predicted from the previous frame; it is
+            # kept only if no object reaches the edge of its box (else: full grid).
+            fast = temporal and t >= 1
+            while True:
                 for k in range(k_n + 1):
-                    if (u > coarse_memb) if k == k_n else (memb[k] > coarse_memb):
-                        box[k, 0] = min(box[k, 0], r)
-                        box[k, 1] = max(box[k, 1], r)
-                        box[k, 2] = min(box[k, 2], c)
-                        box[k, 3] = max(box[k, 3], c)
-            for k in range(k_n + 1):
-                if box[k, 1] >= 0:
-                    box[k, 0] = max(box[k, 0] - ext, 0)
-                    box[k, 1] = min(box[k, 1] + ext, h - 1)
-                    box[k, 2] = max(box[k, 2] - ext, 0)
-                    box[k, 3] = min(box[k, 3] + ext, w_ - 1)
-            for k in range(k_n):
-                acc[b, t, k, 6] = h
-                acc[b, t, k, 7] = -1
-                acc[b, t, k, 8] = w_
-                acc[b, t, k, 9] = -1
-            # Fine pass: per row, the union of the boxes' column intervals (each pixel once).
-            for r in range(h):
-                n_iv = 0
+                    box[k, 0] = h
+                    box[k, 1] = -1
+                    box[k, 2] = w_
+                    box[k, 3] = -1
+                n_hit = 0
+                if fast:
+                    ph = t % 4
+                    for i in range(n_sp[ph]):
+                        r = spr[ph, i]
+                        c = spc[ph, i]
+                        if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
+                            hits[n_hit] = i
+                            n_hit += 1
+                else:
+                    for i in range(n_s):
+                        r = sr[i]
+                        c = sc[i]
+                        if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
+                            hits[n_hit] = i
+                            n_hit += 1
+                for q in range(n_hit):
+                    if fast:
+                        r = spr[t % 4, hits[q]]
+                        c = spc[t % 4, hits[q]]
+                    else:
+                        r = sr[hits[q]]
+                        c = sc[hits[q]]
+                    u = _decompose(
+                        f[r, c, 0], f[r, c, 1], f[r, c, 2], bg, cols, gram_inv, res_tol2, memb
+                    )
+                    for k in range(k_n + 1):
+                        if (u > coarse_memb) if k == k_n else (memb[k] > coarse_memb):
+                            box[k, 0] = min(box[k, 0], r)
+                            box[k, 1] = max(box[k, 1], r)
+                            box[k, 2] = min(box[k, 2], c)
+                            box[k, 3] = max(box[k, 3], c)
+                e = (stride2 if fast else stride) + margin
                 for k in range(k_n + 1):
-                    if box[k, 1] >= 0 and box[k, 0] <= r <= box[k, 1]:
-                        j = n_iv  # insertion by start column
-                        while j > 0 and lo[j - 1] > box[k, 2]:
-                            lo[j] = lo[j - 1]
-                            hi[j] = hi[j - 1]
-                            j -= 1
-                        lo[j] = box[k, 2]
-                        hi[j] = box[k, 3]
-                        n_iv += 1
-                if n_iv == 0:
-                    continue
-                for k in range(k_n):
-                    rw[k, 0] = 0.0
-                    rw[k, 1] = 0.0
-                    rw[k, 2] = 0.0
-                    cmin[k] = w_
-                    cmax[k] = -1
-                c_next = 0
-                for iv in range(n_iv):
-                    c = max(lo[iv], c_next)
-                    c_end = hi[iv] + 1
-                    while c < c_end:
-                        p0 = f[r, c, 0]
-                        p1 = f[r, c, 1]
-                        p2 = f[r, c, 2]
-                        if ok0[p0] and ok1[p1] and ok2[p2]:
-                            c += 1
-                            continue
-                        exact = -1
-                        for k in range(k_n):
-                            if p0 == icols[k, 0] and p1 == icols[k, 1] and p2 == icols[k, 2]:
-                                exact = k
-                                break
-                        if exact >= 0:  # a run of interior pixels, summed in closed form
-                            c0 = c
-                            c += 1
-                            while (
-                                c < c_end
-                                and f[r, c, 0] == p0
-                                and f[r, c, 1] == p1
-                                and f[r, c, 2] == p2
-                            ):
-                                c += 1
-                            n = float(c - c0)
-                            a0 = float(c0)
-                            b1 = float(c - 1)
-                            # sum of j and j^2 for j = c0..c-1; x = j + 0.5
-                            s1 = n * (a0 + b1) / 2.0
-                            s2 = (b1 * (b1 + 1) * (2 * b1 + 1) - (a0 - 1) * a0 * (2 * a0 - 1)) / 6.0
-                            rw[exact, 0] += n
-                            rw[exact, 1] += s1 + 0.5 * n
-                            rw[exact, 2] += s2 + s1 + 0.25 * n
-                            cmin[exact] = min(cmin[exact], c0)
-                            cmax[exact] = max(cmax[exact], c - 1)
-                            continue
-                        x = c + 0.5
-                        if lossy:
-                            yl = luma[b, t, r, c] if use_luma else -1.0
-                            u = _decompose_lossy(
-                                p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, memb
-                            )
-                        else:
-                            u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
-                        if u > 0.0:
-                            unk[b, t, 0] += u
-                            unk[b, t, 1] += p0
-                            unk[b, t, 2] += p1
-                            unk[b, t, 3] += p2
-                            unk[b, t, 4] += 1.0
-                            c += 1
-                            continue
-                        for k in range(k_n):
-                            a = memb[k]
-                            # Only inside the colour's own box: noise in another
-                            # object's box must not weigh on this one's moments.
-                            inside = box[k, 0] <= r <= box[k, 1] and box[k, 2] <= c <= box[k, 3]
-                            if a > min_memb and inside:
-                                rw[k, 0] += a
-                                rw[k, 1] += a * x
-                                rw[k, 2] += a * x * x
-                                cmin[k] = min(cmin[k], c)
-                                cmax[k] = max(cmax[k], c)
-                        c += 1
-                    c_next = max(c_next, hi[iv] + 1)
-                y = r + 0.5
-                for k in range(k_n):
-                    if cmax[k] < 0:
+                    if box[k, 1] >= 0:
+                        box[k, 0] = max(box[k, 0] - e, 0)
+                        box[k, 1] = min(box[k, 1] + e, h - 1)
+                        box[k, 2] = max(box[k, 2] - e, 0)
+                        box[k, 3] = min(box[k, 3] + e, w_ - 1)
+                if fast:
+                    if box[k_n, 1] >= 0:  # unknown colour: look everywhere
+                        fast = False
                         continue
-                    acc[b, t, k, 0] += rw[k, 0]
-                    acc[b, t, k, 1] += rw[k, 1]
-                    acc[b, t, k, 2] += y * rw[k, 0]
-                    acc[b, t, k, 3] += rw[k, 2]
-                    acc[b, t, k, 4] += y * y * rw[k, 0]
-                    acc[b, t, k, 5] += y * rw[k, 1]
-                    acc[b, t, k, 6] = min(acc[b, t, k, 6], r)
-                    acc[b, t, k, 7] = max(acc[b, t, k, 7], r)
-                    acc[b, t, k, 8] = min(acc[b, t, k, 8], cmin[k])
-                    acc[b, t, k, 9] = max(acc[b, t, k, 9], cmax[k])
+                    for k in range(k_n):
+                        a = acc[b, t - 1, k]
+                        if a[7] < 0:
+                            pbox[k, 1] = -1
+                            continue
+                        dr = 0.0
+                        dc = 0.0
+                        if t >= 2 and acc[b, t - 2, k, 0] > 0 and a[0] > 0:
+                            p2 = acc[b, t - 2, k]
+                            dc = a[1] / a[0] - p2[1] / p2[0]
+                            dr = a[2] / a[0] - p2[2] / p2[0]
+                        pm = 2 + int(0.25 * (abs(dr) + abs(dc)))
+                        pbox[k, 0] = max(int(np.floor(a[6] + dr)) - pm, 0)
+                        pbox[k, 1] = min(int(np.ceil(a[7] + dr)) + pm, h - 1)
+                        pbox[k, 2] = max(int(np.floor(a[8] + dc)) - pm, 0)
+                        pbox[k, 3] = min(int(np.ceil(a[9] + dc)) + pm, w_ - 1)
+                        if box[k, 1] < 0 or (
+                            box[k, 0] + e >= pbox[k, 0]
+                            and box[k, 1] - e <= pbox[k, 1]
+                            and box[k, 2] + e >= pbox[k, 2]
+                            and box[k, 3] - e <= pbox[k, 3]
+                        ):  # every hit where predicted: the tight box will do
+                            for j in range(4):
+                                box[k, j] = pbox[k, j]
+                        else:
+                            box[k, 0] = min(box[k, 0], pbox[k, 0])
+                            box[k, 1] = max(box[k, 1], pbox[k, 1])
+                            box[k, 2] = min(box[k, 2], pbox[k, 2])
+                            box[k, 3] = max(box[k, 3], pbox[k, 3])
+                for k in range(k_n):
+                    for j in range(6):
+                        acc[b, t, k, j] = 0.0
+                for j in range(5):
+                    unk[b, t, j] = 0.0
+                for k in range(k_n):
+                    acc[b, t, k, 6] = h
+                    acc[b, t, k, 7] = -1
+                    acc[b, t, k, 8] = w_
+                    acc[b, t, k, 9] = -1
+                # Fine pass: per row, the union of the boxes' column intervals (each pixel once).
+                for r in range(h):
+                    n_iv = 0
+                    for k in range(k_n + 1):
+                        if box[k, 1] >= 0 and box[k, 0] <= r <= box[k, 1]:
+                            j = n_iv  # insertion by start column
+                            while j > 0 and lo[j - 1] > box[k, 2]:
+                                lo[j] = lo[j - 1]
+                                hi[j] = hi[j - 1]
+                                j -= 1
+                            lo[j] = box[k, 2]
+                            hi[j] = box[k, 3]
+                            n_iv += 1
+                    if n_iv == 0:
+                        continue
+                    for k in range(k_n):
+                        rw[k, 0] = 0.0
+                        rw[k, 1] = 0.0
+                        rw[k, 2] = 0.0
+                        cmin[k] = w_
+                        cmax[k] = -1
+                    c_next = 0
+                    for iv in range(n_iv):
+                        c = max(lo[iv], c_next)
+                        c_end = hi[iv] + 1
+                        while c < c_end:
+                            p0 = f[r, c, 0]
+                            p1 = f[r, c, 1]
+                            p2 = f[r, c, 2]
+                            if ok0[p0] and ok1[p1] and ok2[p2]:
+                                c += 1
+                                continue
+                            exact = -1
+                            for k in range(k_n):
+                                if p0 == icols[k, 0] and p1 == icols[k, 1] and p2 == icols[k, 2]:
+                                    exact = k
+                                    break
+                            if exact >= 0:  # a run of interior pixels, summed in closed form
+                                c0 = c
+                                c += 1
+                                while (
+                                    c < c_end
+                                    and f[r, c, 0] == p0
+                                    and f[r, c, 1] == p1
+                                    and f[r, c, 2] == p2
+                                ):
+                                    c += 1
+                                n = float(c - c0)
+                                a0 = float(c0)
+                                b1 = float(c - 1)
+                                # sum of j and j^2 for j = c0..c-1; x = j + 0.5
+                                s1 = n * (a0 + b1) / 2.0
+                                sq = (
+                                    b1 * (b1 + 1) * (2 * b1 + 1) - (a0 - 1) * a0 * (2 * a0 - 1)
+                                ) / 6.0
+                                rw[exact, 0] += n
+                                rw[exact, 1] += s1 + 0.5 * n
+                                rw[exact, 2] += sq + s1 + 0.25 * n
+                                cmin[exact] = min(cmin[exact], c0)
+                                cmax[exact] = max(cmax[exact], c - 1)
+                                continue
+                            x = c + 0.5
+                            if lossy:
+                                yl = luma[b, t, r, c] if use_luma else -1.0
+                                u = _decompose_lossy(
+                                    p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, memb
+                                )
+                            else:
+                                u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
+                            if u > 0.0:
+                                unk[b, t, 0] += u
+                                unk[b, t, 1] += p0
+                                unk[b, t, 2] += p1
+                                unk[b, t, 3] += p2
+                                unk[b, t, 4] += 1.0
+                                c += 1
+                                continue
+                            for k in range(k_n):
+                                a = memb[k]
+                                # Only inside the colour's own box: noise in another
+                                # object's box must not weigh on this one's moments.
+                                inside = box[k, 0] <= r <= box[k, 1] and box[k, 2] <= c <= box[k, 3]
+                                if a > min_memb and inside:
+                                    rw[k, 0] += a
+                                    rw[k, 1] += a * x
+                                    rw[k, 2] += a * x * x
+                                    cmin[k] = min(cmin[k], c)
+                                    cmax[k] = max(cmax[k], c)
+                            c += 1
+                        c_next = max(c_next, hi[iv] + 1)
+                    y = r + 0.5
+                    for k in range(k_n):
+                        if cmax[k] < 0:
+                            continue
+                        acc[b, t, k, 0] += rw[k, 0]
+                        acc[b, t, k, 1] += rw[k, 1]
+                        acc[b, t, k, 2] += y * rw[k, 0]
+                        acc[b, t, k, 3] += rw[k, 2]
+                        acc[b, t, k, 4] += y * y * rw[k, 0]
+                        acc[b, t, k, 5] += y * rw[k, 1]
+                        acc[b, t, k, 6] = min(acc[b, t, k, 6], r)
+                        acc[b, t, k, 7] = max(acc[b, t, k, 7], r)
+                        acc[b, t, k, 8] = min(acc[b, t, k, 8], cmin[k])
+                        acc[b, t, k, 9] = max(acc[b, t, k, 9], cmax[k])
+
+                if fast:  # keep the fast attempt only if nothing reached its box's edge
+                    bad = False
+                    for k in range(k_n):
+                        a = acc[b, t, k]
+                        if acc[b, t - 1, k, 7] >= 0 and a[7] < 0:
+                            bad = True  # an object seen before was not found
+                        elif a[7] >= 0 and (
+                            (a[6] <= box[k, 0] and box[k, 0] > 0)
+                            or (a[7] >= box[k, 1] and box[k, 1] < h - 1)
+                            or (a[8] <= box[k, 2] and box[k, 2] > 0)
+                            or (a[9] >= box[k, 3] and box[k, 3] < w_ - 1)
+                        ):
+                            bad = True
+                    if bad:
+                        fast = False
+                        continue
+                break
 
 
 def _palette_setup(colors: np.ndarray, background):
@@ -530,6 +624,7 @@ def parse_batch(
         cfg.cos_tol,
         cfg.min_memb,
         cfg.coarse_memb,
+        cfg.temporal,
         acc,
         unk,
     )

@@ -1,5 +1,7 @@
 """Colour-membership parse: exact centroids, areas and shapes on anti-aliased frames."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -74,13 +76,25 @@ def test_unknown_colour_reported_and_object_invisible():
     assert tr.shapes[1, 0] == -1
 
 
-def test_stride_does_not_change_the_result():
+def test_stride_and_temporal_search_do_not_change_the_result():
     rec = physim.scenario("collision").sample(seed=3, split="ood", index=11)
     frames = render(rec.trajectory, rec.objects, 128)
-    a = parse.parse_record(frames, rec, config=parse.ParseConfig(stride=1))
-    b = parse.parse_record(frames, rec, config=parse.ParseConfig(stride=4))
-    np.testing.assert_array_equal(a.areas, b.areas)
+    full = parse.ParseConfig(stride=1, temporal=False)
+    a = parse.parse_record(frames, rec, config=full)
+    for cfg in (parse.ParseConfig(stride=4, temporal=False), parse.ParseConfig()):
+        b = parse.parse_record(frames, rec, config=cfg)
+        np.testing.assert_allclose(a.areas, b.areas, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-12)
+        np.testing.assert_array_equal(a.shapes, b.shapes)
+    # A teleport and a vanishing object: the temporal search falls back, results agree.
+    pos = rec.trajectory.positions.copy()
+    pos[12:, 0] += (3.0, 2.0)
+    pos[20:, 1] = -50
+    g = render(dataclasses.replace(rec.trajectory, positions=pos), rec.objects, 128)
+    a = parse.parse_record(g, rec, config=full)
+    b = parse.parse_record(g, rec)
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-12)
+    np.testing.assert_array_equal(a.visible, b.visible)
 
 
 def test_border_and_shared_colour_flags():
