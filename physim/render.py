@@ -72,11 +72,15 @@ def _check_background(background) -> np.ndarray:
     return bg.astype(np.uint8)
 
 
-def _check_out(out, shape) -> None:
+def _check_out(out, lead: tuple, n_t: int) -> None:
+    """``out`` must be a C-contiguous uint8 array ``lead + (n_t, R, R, 3)``, R >= 1."""
     if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError("out must be a C-contiguous uint8 numpy array")
-    if out.shape != shape or out.shape[-2] <= 0:
-        raise ValueError(f"out must be {shape} (..., T, R, R, 3), got {out.shape}")
+    k = len(lead)
+    ok = out.ndim == k + 4 and out.shape[: k + 1] == lead + (n_t,) and out.shape[-1] == 3
+    if not ok or out.shape[-3] != out.shape[-2] or out.shape[-2] <= 0:
+        want = ", ".join(str(d) for d in lead + (n_t,))
+        raise ValueError(f"out must be ({want}, R, R, 3), got {out.shape}")
 
 
 def _check_poses(positions, angles, n_bodies: int):
@@ -109,8 +113,7 @@ def render_into(out, geometry: Geometry, positions, angles=None, background=(255
     if pos.ndim != 3:
         raise ValueError(f"positions must be (T, B, 2), got {pos.shape}")
     bg = _check_background(background)
-    res = out.shape[1] if isinstance(out, np.ndarray) and out.ndim == 4 else 0
-    _check_out(out, (pos.shape[0], res, res, 3))
+    _check_out(out, (), pos.shape[0])
     g = geometry
     raster.render_geometry(out, g.kind, g.body, g.params, g.verts, g.vert_start, g.vert_count,
                            g.colors, g.layer_end, pos, ang, bg)  # fmt: skip
@@ -188,8 +191,7 @@ def render_discs_into(
             raise ValueError("rgb must hold integers 0..255")
         col = col.astype(np.uint8)
     bg = _check_background(background)
-    res = out.shape[-2] if isinstance(out, np.ndarray) and out.ndim == len(lead) + 4 else 0
-    _check_out(out, lead + (n_t, res, res, 3))
+    _check_out(out, lead, n_t)
     if one:  # a batch of one video (views, no copies)
         out5, pos, ang = out[None], pos[None], ang[None]
         rad, shp, col = rad[None], shp[None], col[None]
