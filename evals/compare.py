@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from evals import paper_numbers as paper
+from evals.experiments import SCALES as ex_scales
 from evals.experiments import load_plan
 from physim import world
 
@@ -184,6 +185,32 @@ def section_errors(rows, run, title) -> str:
             "also what copy-last scores).\n\n" + _table(header, body) + "\n")
 
 
+def section_combinatorial(rows, run) -> str:
+    """Abnormal rate, PSNR and SSIM in-template / out-of-template beside Table 2."""
+    body = []
+    for r in _get(rows, run=run, group="all"):
+        n_t = int(r["eval"].removeprefix("comb").split("-")[0] or 0)
+        who = r["cell"] if r["kind"] == "model" else f"**{r['model_or_ref']}** (reference)"
+        vals = []
+        for key in ("abnormal", "psnr", "ssim"):
+            for g in ("in-template", "out-of-template"):
+                got = _get(rows, run=run, model_or_ref=r["model_or_ref"], eval=r["eval"],
+                           group=g)
+                vals.append(got[0].get(key) if got else None)
+        pp = paper.COMBINATORIAL.get(("XL", n_t), {})
+        body.append([who, n_t, r["n"], *vals,
+                     "{:.0%} / {:.0%}".format(*pp["abnormal"]) if pp else "—",
+                     "{} / {}".format(*pp["psnr"]) if pp else "—",
+                     "{} / {}".format(*pp["ssim"]) if pp else "—"])
+    head = ["model / reference", "templates", "n", "abnormal in", "abnormal out", "PSNR in",
+            "PSNR out", "SSIM in", "SSIM out", "paper DiT-XL abnormal in / out",
+            "paper PSNR", "paper SSIM"]
+    return ("### Combinatorial generalization (in-template / out-of-template)\n\n"
+            "Abnormal: fraction of videos failing any pixel-level physics check "
+            "(`evals.scenes`; the paper used 10 human raters). FVD needs the I3D network "
+            "(`--metrics fvd`).\n\n" + _table(head, body) + "\n")
+
+
 def section_levels(rows, run) -> str:
     body = []
     for r in _get(rows, run=run):
@@ -279,7 +306,10 @@ def plot_scaling(rows, run, out: Path) -> Path | None:
                 ax.axhspan(*rng[j], color="0.85", alpha=0.5, label="paper Fig. 3 range")
             ax.set_yscale("log")
             ax.set_title(f"{sc} {split.upper()}")
-            ax.set_xlabel("training videos (paper label)")
+            n = ex_scales.get(cells[0]["scale"])
+            if n is not None:
+                ax.set_xticks(range(len(order)), [f"{d}\n({n.data[d]:,})" for d in order])
+            ax.set_xlabel("training videos: paper label (this run)")
             ax.set_ylabel("velocity error")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
@@ -406,13 +436,17 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
                f"`{run}/run.sh`.", ""]
         if p["experiment"] == "attributes":
             md.append(section_attributes(rows, run))
-        md.append(section_errors(rows, run, "Velocity error"))
+        if p["experiment"] == "combinatorial":
+            md.append(section_combinatorial(rows, run))
+        else:
+            md.append(section_errors(rows, run, "Velocity error"))
         if p["experiment"] == "interpolation":
             md.append(section_velocity(run, p, "Velocity inside the gaps", paper.INTERPOLATION))
         if p["experiment"] in ("memorization", "quickstart"):
             md.append(section_velocity(run, p, "Generated velocity", paper.MEMORIZATION
                                        if p["experiment"] == "memorization" else "—"))
-        md.append(section_levels(rows, run))
+        if p["experiment"] != "combinatorial":
+            md.append(section_levels(rows, run))
         timings = Path(run) / "timings.jsonl"
         if timings.is_file():
             recs = [json.loads(x) for x in timings.read_text().splitlines() if x.strip()]

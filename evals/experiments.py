@@ -131,6 +131,8 @@ class Experiment:
     scenarios: tuple[str, ...]
     paper: str  # key of evals.paper_numbers.PAPER
     n_cond: int = 3
+    resolution: tuple[tuple[str, int], ...] = ()  # (scale, pixels) overriding Scale.resolution
+    steps: tuple[tuple[str, int], ...] = ()  # (scale, training steps) overriding Scale.steps
 
 
 def _std_evals(scenario, metrics=("laws",)):
@@ -222,7 +224,10 @@ EXPERIMENTS: dict[str, Experiment] = {
     "attributes": Experiment("attributes", "Pairwise attribute priority (paper §5.3)",
                              _attributes, ATTRIBUTE_PAIRS, "attributes"),
     "combinatorial": Experiment("combinatorial", "Combinatorial: 6/30/60 templates (Table 2)",
-                                _combinatorial, ("combinatorial",), "combinatorial", n_cond=1),
+                                _combinatorial, ("combinatorial",), "combinatorial", n_cond=1,
+                                # the paper trains these at 256 px; scene checks need >= 64 px
+                                resolution=(("paper", 256), ("cpu-mini", 64), ("micro", 64)),
+                                steps=(("paper", 1_000_000),)),
 }
 
 
@@ -298,9 +303,9 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
              if (not models or c.model in models) and (not data or c.data_label in data)]
     if not cells:
         raise ValueError(f"{experiment}: no cells left after --models {models} --data {data}")
-    user_steps, steps = steps, steps or sc.steps
+    user_steps, steps = steps, steps or dict(exp.steps).get(sc.name, sc.steps)
     n_eval = n_eval or sc.n_eval
-    resolution = sc.resolution
+    resolution = dict(exp.resolution).get(sc.name, sc.resolution)
     if checkpoint:  # references at the model's resolution
         cfg_path = Path(checkpoint) / "config.json"
         if not cfg_path.is_file():
@@ -351,8 +356,8 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
         vae_dir = str(run / "vae")
         add(Stage("train-vae", ("physim", "train", "--preset", sc.vae.preset, "--data",
                                 train_dirs[biggest.name], "--workdir", vae_dir,
-                                "--no-progress", *[a for o in sc.vae.overrides
-                                                   for a in ("--set", o)]), "train"))
+                                "--no-progress", "--set", f"data.resolution={resolution}",
+                                *[a for o in sc.vae.overrides for a in ("--set", o)]), "train"))
     for c in cells if (train or checkpoint) else ():
         cdir = run / "cells" / c.name
         workdir = str(checkpoint or cdir / "model")
@@ -364,8 +369,8 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
             if c.preset is None:
                 sets += [*sc.train_overrides, f"train.steps={steps}",
                          f"train.batch_size={sc.batch}"]
-                if sc.name != "paper":
-                    sets.append(f"data.resolution={sc.resolution}")
+                if resolution != get_preset_resolution(m.preset):
+                    sets.append(f"data.resolution={resolution}")
             if c.flip is not None:
                 sets.append(f"data.flip={c.flip}")
             if vae_dir and c.preset is None:
@@ -390,6 +395,15 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
                 seed=seed, eval_dirs=eval_dirs, paper=exp.paper, title=exp.title,
                 checkpoint=checkpoint, train=train)
     return Plan(experiment, scale, str(run), tuple(cells), tuple(stages.values()), opts)
+
+
+def get_preset_resolution(preset: str) -> int | None:
+    """The preset's training resolution (None if models.configs is unavailable)."""
+    try:
+        from models.configs import get_preset
+    except ImportError:  # pragma: no cover - models ship with physim
+        return None
+    return get_preset(preset).data.resolution
 
 
 def _evaluate(name, gen, truth, out, metrics, cell=""):

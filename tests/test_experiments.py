@@ -50,7 +50,7 @@ def test_mini_scale_is_small_and_restrictable(tmp_path):
                 data=["30K", "3M"])
     assert [c.name for c in p.cells] == ["uniform-S-30K", "uniform-S-3M"]
     text = "\n".join(s.shell() for s in p.stages)
-    assert "data.resolution=32" in text and "vae" not in text
+    assert "--preset dit-px32 " in text and "vae" not in text and "--n 300 " in text
     with pytest.raises(ValueError, match="unknown scenario"):
         ex.plan("scaling", "cpu-mini", tmp_path, scenarios=["bogus"])
     with pytest.raises(ValueError, match="unknown experiment"):
