@@ -240,14 +240,17 @@ def section_attributes(rows, run) -> str:
         body.append([who, pair, n, f"{a} kept, {b} changed: {ours[0]}",
                      f"{b} kept, {a} changed: {ours[1]}",
                      ", ".join(f"{k}: {v}" for k, v in counts.items() if ">" not in k) or "—",
-                     kept, want, "yes" if kept == want else "no", evidence])
+                     kept, want, ("yes" if kept == want else "no") if r["kind"] == "model"
+                     else "—", evidence])
     return ("### Attribute priority on swapped combinations (OOD split)\n\n"
             + _table(["model / reference", "pair", "n", "A>B", "B>A",
                       "both kept / both changed", "kept (ours)", "kept (paper)", "agrees",
                       "paper's evidence"], body)
             + f"\n\nPaper's overall order: {' > '.join(paper.ATTRIBUTE_ORDER)}. Read the "
-              "model rows against copy-last: a model that only copies its conditioning frames "
-              "keeps colour, shape and size by construction and loses velocity.\n")
+              "model rows against the references: **truth** shows how often the measurement "
+              "itself misreads an attribute (its true answer is always 'both kept'), and a "
+              "model that only copies its conditioning frames (**copy-last**) keeps colour, "
+              "shape and size by construction and loses velocity.\n")
 
 
 def velocity_stats(run_dir, cell, evalset) -> dict:
