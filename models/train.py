@@ -244,6 +244,48 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
     return last
 
 
+def benchmark(cfg: configs.Config, steps: int = 10) -> dict:
+    """Time the DiT train step on random latents of ``cfg``'s diffusion shape (no VAE, no
+    data loading): step time, peak device memory, FLOPs and MFU of one device."""
+    cfg = resolve_precision(cfg)
+    b = cfg.train.batch_size
+    graphdef, params, rest, template = split_params(build_model(cfg, seed=0))
+    tx, schedule = make_optimizer(cfg.train)
+
+    def loss(p, x, key, frozen):
+        net = merge(graphdef, template, rest, p)
+        return diffusion.training_loss(net, x, cond_mask(cfg, b), key, cfg.diffusion)
+
+    step = jax.jit(make_step(loss, tx, schedule, cfg.train), donate_argnums=(0,))
+    state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params),
+             "ema": jax.tree.map(jnp.copy, params)}
+    x = jax.random.normal(jax.random.key(1), (b, *cfg.diffusion_shape))
+    compiled = step.lower(state, x, None).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    n_params = sum(v.size for v in jax.tree.leaves(params))
+    tokens = np.prod(cfg.diffusion_shape[:3]) // np.prod(cfg.dit.patch)
+    # 6·N·tokens for the weights + 12·depth·tokens²·width for attention (fwd + bwd).
+    analytic = b * (6 * n_params * tokens + 12 * cfg.dit.depth * tokens**2 * cfg.dit.width)
+    state, m = step(state, x, None)  # warm-up
+    jax.block_until_ready(m)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, m = step(state, x, None)
+    jax.block_until_ready(m)
+    dt = (time.perf_counter() - t0) / steps
+    dev = jax.devices()[0]
+    mem = (dev.memory_stats() or {}).get("peak_bytes_in_use") if hasattr(dev, "memory_stats") \
+        else None
+    peak = peak_flops(dev)
+    return {"preset": cfg.name, "device": dev.device_kind, "dtype": cfg.dit.dtype,
+            "batch": b, "tokens": int(tokens), "params": int(n_params), "step_s": dt,
+            "videos_per_s": b / dt, "peak_mem_gb": mem / 2**30 if mem else None,
+            "xla_flops": flops, "analytic_flops": float(analytic),
+            "mfu": analytic / dt / peak if peak else None, "loss": float(m["loss"])}
+
+
 def add_parser(subparsers) -> None:
     """Register the ``train`` subcommand."""
     p = subparsers.add_parser("train", help="train a VAE or DiT preset")

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from models import configs, diffusion, dit
 
@@ -75,10 +76,11 @@ def test_rope_is_relative():
 def test_dit_forward_shapes_and_zero_init():
     cfg = configs.get_preset("dit-test")
     shape = cfg.diffusion_shape
-    model = dit.build(cfg.dit, shape)
+    graphdef, state = nnx.split(dit.build(cfg.dit, shape))
     x = jax.random.normal(jax.random.key(0), (2, *shape))
     mask = jnp.zeros((2, shape[0])).at[:, 0].set(1.0)
-    out = model(x, jnp.array([0.0, 999.0]), x * mask[:, :, None, None, None], mask)
+    fwd = jax.jit(lambda x, t, c, m: nnx.merge(graphdef, state)(x, t, c, m))
+    out = fwd(x, jnp.array([0.0, 999.0]), x * mask[:, :, None, None, None], mask)
     assert out.shape == x.shape and out.dtype == jnp.float32
     np.testing.assert_array_equal(out, 0.0)  # adaLN-Zero + zero final layer
 

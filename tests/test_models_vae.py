@@ -27,13 +27,16 @@ def test_vae_shapes(sd, td):
 
 def test_vae_is_causal_in_time():
     cfg = configs.get_preset("vae-test").vae  # spatial 4, temporal 2
-    model = VAE(cfg, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(0), (1, 8, 16, 16, 3))
+    graphdef, state = nnx.split(VAE(cfg, rngs=nnx.Rngs(0)))
+    enc = jax.jit(lambda x: nnx.merge(graphdef, state).encode(x)[0])
+    dec = jax.jit(lambda z: nnx.merge(graphdef, state).decode(z))
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 8, 3))
     y = x.at[:, 6:].set(0.0)  # change only frames 6 and 7 (latent frame 3)
-    mx, my = model.encode(x)[0], model.encode(y)[0]
+    m = enc(jnp.concatenate([x, y]))
+    mx, my = m[:2], m[2:]
     np.testing.assert_allclose(mx[:, :3], my[:, :3], atol=1e-6)
     assert float(jnp.abs(mx[:, 3] - my[:, 3]).max()) > 1e-4  # the last one does change
-    dx, dy = model.decode(mx), model.decode(mx.at[:, 3].set(0.0))
+    dx, dy = dec(mx), dec(mx.at[:, 3].set(0.0))
     np.testing.assert_allclose(dx[:, :6], dy[:, :6], atol=1e-6)
 
 
