@@ -45,11 +45,24 @@ def _account(b: sp.Blobs, area, ext, cfg: SceneConfig, wall: float = 0.0):
     blob, of blobs no object accounts for, of objects present with the wrong size or
     shape, and {object: blob} for blobs that are one object of the right shape and
     could be no other object.
+
+    Blobs on the frame border are pooled into one (their area only): a body sunk into a
+    wall may show as slivers that split apart, and its clipped moments say nothing.
     """
-    n, m = len(area), b.n
+    b_area, b_ext, b_mixed, b_border = b.area, b.extents, b.mixed, b.border
+    ids = np.arange(b.n)  # original blob of each entry (-1: the pooled border blobs)
+    edge = b_border > 0
+    if edge.sum() > 1:
+        keep = ~edge
+        ids = np.append(ids[keep], -1)
+        b_area = np.append(b_area[keep], b_area[edge].sum())
+        b_ext = np.vstack([b_ext[keep], np.full((1, 2), np.nan)])
+        b_mixed = np.append(b_mixed[keep], b_mixed[edge].sum())
+        b_border = np.append(b_border[keep], b_border[edge].sum())
+    n, m = len(area), len(ids)
     bits = _subsets(n)
     sub_area, sub_n = bits @ area, bits.sum(1)
-    live = b.area >= cfg.speck_frac * area.min()  # smaller blobs are specks: ignored
+    live = b_area >= cfg.speck_frac * area.min()  # smaller blobs are specks: ignored
     m_live = int(live.sum())
     cands = []  # per blob: [(object mask, shape ok)], best first
     unique = np.zeros(m, dtype=bool)
@@ -57,19 +70,20 @@ def _account(b: sp.Blobs, area, ext, cfg: SceneConfig, wall: float = 0.0):
         if not live[j]:
             cands.append([])
             continue
-        err = np.abs(b.area[j] - sub_area)
-        tol = cfg.area_rel * sub_area + cfg.area_px * sub_n + 0.25 * b.mixed[j]
-        tol = tol + wall * b.border[j]
+        err = np.abs(b_area[j] - sub_area)
+        tol = cfg.area_rel * sub_area + cfg.area_px * sub_n + 0.25 * b_mixed[j]
+        tol = tol + wall * b_border[j]
+        checkable = not np.isnan(b_ext[j]).any()
         opts = []
         for s in np.nonzero(err <= tol)[0]:
             ok = True
-            if sub_n[s] == 1:
+            if sub_n[s] == 1 and checkable:
                 i = int(np.argmax(bits[s]))
-                etol = cfg.extent_rel * ext[i] + cfg.extent_px + (wall if b.border[j] else 0.0)
-                ok = bool(np.all(np.abs(b.extents[j] - ext[i]) <= etol))
+                etol = cfg.extent_rel * ext[i] + cfg.extent_px + (wall if b_border[j] else 0.0)
+                ok = bool(np.all(np.abs(b_ext[j] - ext[i]) <= etol))
             opts.append((not ok, int(sub_n[s] > 1), err[s] / tol[s], s, ok))
         n_ok = sum(o[4] and o[1] == 0 for o in opts)  # lone objects it could be
-        unique[j] = n_ok == 1
+        unique[j] = n_ok == 1 and checkable
         cands.append([(bits[o[3]], o[4]) for o in sorted(opts)[:32]])
     order = np.argsort([len(c) for c in cands], kind="stable")  # most constrained first
     best: list = [(-1, -1, -1), None]
@@ -105,16 +119,16 @@ def _account(b: sp.Blobs, area, ext, cfg: SceneConfig, wall: float = 0.0):
             if not c[1]:
                 misshapen += 1
             elif unique[j]:
-                singles[i] = j
+                singles[i] = int(ids[j])
     left = list(np.nonzero(~covered)[0])
     appeared = 0
     unexplained = [j for j in range(m) if choice[j] is None and live[j]]
-    for j in sorted(unexplained, key=lambda j: -b.area[j]):
+    for j in sorted(unexplained, key=lambda j: -b_area[j]):
         if not left:
             appeared += 1
             continue
         # An unexplained blob stands in for the uncovered object closest in area.
-        i = min(left, key=lambda i: abs(np.log(b.area[j] / area[i])))
+        i = min(left, key=lambda i: abs(np.log(b_area[j] / area[i])))
         left.remove(i)
         misshapen += 1
     return len(left), appeared, misshapen, singles
