@@ -1,0 +1,463 @@
+"""Numba kernels of :mod:`evals.parse` (see its docstring for the method).
+
+- :func:`_decompose`: memberships of one pixel in the object colours (best single colour,
+  else best non-negative pair, else unknown).
+- :func:`_decompose_lossy`: the same for lossy frames (colour by chroma direction,
+  membership by luma).
+- :func:`_parse_frames`: coarse search and fine accumulation over a batch of videos.
+- :func:`_finalize`: per-object quantities in world units from the accumulators.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
+    """Memberships of one pixel into ``out (K,)``; returns the unexplained weight (0..1)."""
+    k_n = cols.shape[0]
+    d0 = bg[0] - float(p0)
+    d1 = bg[1] - float(p1)
+    d2 = bg[2] - float(p2)
+    for k in range(k_n):
+        out[k] = 0.0
+    best_k = -1
+    best_r = 1e30
+    best_a = 0.0
+    for k in range(k_n):
+        e0 = bg[0] - cols[k, 0]
+        e1 = bg[1] - cols[k, 1]
+        e2 = bg[2] - cols[k, 2]
+        ee = e0 * e0 + e1 * e1 + e2 * e2
+        if ee == 0.0:
+            continue
+        a = (d0 * e0 + d1 * e1 + d2 * e2) / ee
+        a = min(max(a, 0.0), 1.0)
+        r0 = d0 - a * e0
+        r1 = d1 - a * e1
+        r2 = d2 - a * e2
+        r = r0 * r0 + r1 * r1 + r2 * r2
+        if r < best_r:
+            best_r = r
+            best_k = k
+            best_a = a
+    if best_r <= res_tol2:
+        out[best_k] = best_a
+        return 0.0
+    # Two objects' edges in one pixel: best non-negative pair.
+    best_pr = 1e30
+    best_i = -1
+    best_j = -1
+    best_ai = 0.0
+    best_aj = 0.0
+    for i in range(k_n):
+        ei0 = bg[0] - cols[i, 0]
+        ei1 = bg[1] - cols[i, 1]
+        ei2 = bg[2] - cols[i, 2]
+        for j in range(i + 1, k_n):
+            if gram_inv[i, j, 0, 0] == 0.0 and gram_inv[i, j, 1, 1] == 0.0:
+                continue
+            ej0 = bg[0] - cols[j, 0]
+            ej1 = bg[1] - cols[j, 1]
+            ej2 = bg[2] - cols[j, 2]
+            bi = d0 * ei0 + d1 * ei1 + d2 * ei2
+            bj = d0 * ej0 + d1 * ej1 + d2 * ej2
+            ai = gram_inv[i, j, 0, 0] * bi + gram_inv[i, j, 0, 1] * bj
+            aj = gram_inv[i, j, 1, 0] * bi + gram_inv[i, j, 1, 1] * bj
+            if ai < 0.0 or aj < 0.0 or ai + aj > 1.05:
+                continue
+            r0 = d0 - ai * ei0 - aj * ej0
+            r1 = d1 - ai * ei1 - aj * ej1
+            r2 = d2 - ai * ei2 - aj * ej2
+            r = r0 * r0 + r1 * r1 + r2 * r2
+            if r < best_pr:
+                best_pr = r
+                best_i = i
+                best_j = j
+                best_ai = ai
+                best_aj = aj
+    if best_pr <= res_tol2:
+        out[best_i] = best_ai
+        out[best_j] = best_aj
+        return 0.0
+    # Unknown colour: weight by how far the pixel is from the background.
+    m = max(abs(d0), max(abs(d1), abs(d2))) / 255.0
+    return min(m, 1.0)
+
+
+@numba.njit(cache=True)
+def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, out):
+    """Like :func:`_decompose` for lossy frames: luma membership, chroma-direction colour.
+
+    ``yl`` is the pixel's luma (0-255, BT.601) from the codec's own luma plane, or < 0 to
+    compute it from the RGB values.
+
+    The colour is the one whose direction from the background is closest to the pixel's
+    (cosine >= ``cos_tol``); only when none is close is a pair of colours tried (both at
+    least 10 %), then the pixel is unknown.
+    """
+    k_n = cols.shape[0]
+    d0 = bg[0] - float(p0)
+    d1 = bg[1] - float(p1)
+    d2 = bg[2] - float(p2)
+    dn = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+    best_k = -1
+    best_cos = -2.0
+    for k in range(k_n):
+        out[k] = 0.0
+        e0 = bg[0] - cols[k, 0]
+        e1 = bg[1] - cols[k, 1]
+        e2 = bg[2] - cols[k, 2]
+        en = np.sqrt(e0 * e0 + e1 * e1 + e2 * e2)
+        if en == 0.0 or dn == 0.0:
+            continue
+        cs = (d0 * e0 + d1 * e1 + d2 * e2) / (dn * en)
+        if cs > best_cos:
+            best_cos = cs
+            best_k = k
+    if best_k >= 0 and best_cos >= cos_tol:
+        e0 = bg[0] - cols[best_k, 0]
+        e1 = bg[1] - cols[best_k, 1]
+        e2 = bg[2] - cols[best_k, 2]
+        le = 0.299 * e0 + 0.587 * e1 + 0.114 * e2
+        if abs(le) < 20.0:  # a colour of about the background's luma: project instead
+            a = (d0 * e0 + d1 * e1 + d2 * e2) / (e0 * e0 + e1 * e1 + e2 * e2)
+        elif yl >= 0.0:
+            a = (0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2] - yl) / le
+        else:
+            a = (0.299 * d0 + 0.587 * d1 + 0.114 * d2) / le
+        out[best_k] = min(max(a, 0.0), 1.0)
+        return 0.0
+    u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out)
+    n_pos = 0
+    for k in range(k_n):
+        if out[k] >= 0.1:
+            n_pos += 1
+    if u == 0.0 and n_pos == 2:
+        return 0.0
+    for k in range(k_n):
+        out[k] = 0.0
+    return min(max(abs(d0), max(abs(d1), abs(d2))) / 255.0, 1.0)
+
+
+@numba.njit(cache=True)
+def _parse_frames(
+    frames, luma, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, lossy, cos_tol,
+    min_memb, coarse_memb, temporal, acc, unk,
+):  # fmt: skip
+    """Accumulate memberships of frames (B, T, H, W, 3) uint8.
+
+    acc (B, T, K, 10): w, sx, sy, sxx, syy, sxy, rmin, rmax, cmin, cmax (pixel units).
+    unk (B, T, 5): weight, sum r, sum g, sum b, count.
+    The hot loops only test for background and exact colours; anything else goes through
+    :func:`_decompose`.
+    """
+    nb, nt, h, w_, _ = frames.shape
+    k_n = cols.shape[0]
+    use_luma = luma.shape[0] == nb
+    memb = np.zeros(k_n)
+    # Per-channel background tables: is value v within bg_tol of the background?
+    okt = np.zeros((3, 256), dtype=np.bool_)
+    for j in range(3):
+        for v in range(256):
+            okt[j, v] = abs(v - np.int64(bg[j])) <= bg_tol
+    ok0, ok1, ok2 = okt[0], okt[1], okt[2]
+    icols = np.empty((k_n, 3), dtype=np.uint8)
+    for k in range(k_n):
+        for j in range(3):
+            icols[k, j] = np.uint8(cols[k, j])
+    # Coarse samples: a stride grid anchored on the first and last rows and columns, so
+    # that objects entering or leaving are seen as soon as they reach the border.
+    rs = np.unique(np.append(np.arange(0, h, stride), h - 1))
+    cs = np.unique(np.append(np.arange(0, w_, stride), w_ - 1))
+    n_s = rs.size * cs.size
+    sr = np.empty(n_s, dtype=np.int64)
+    sc = np.empty(n_s, dtype=np.int64)
+    i = 0
+    for r in rs:
+        for c in cs:
+            sr[i] = r
+            sc[i] = c
+            i += 1
+    # Sparse grids (twice the stride, four phases that together make the full grid) for
+    # frames after the first, whose known objects are looked for where they were.
+    stride2 = 2 * stride
+    n_sp = np.zeros(4, dtype=np.int64)
+    spr = np.empty((4, n_s), dtype=np.int64)
+    spc = np.empty((4, n_s), dtype=np.int64)
+    for ph in range(4):
+        for r in range((ph // 2) * stride, h, stride2):
+            for c in range((ph % 2) * stride, w_, stride2):
+                spr[ph, n_sp[ph]] = r
+                spc[ph, n_sp[ph]] = c
+                n_sp[ph] += 1
+    hits = np.empty(n_s, dtype=np.int64)
+    pbox = np.zeros((k_n, 4), dtype=np.int64)
+    box = np.zeros((k_n + 1, 4), dtype=np.int64)  # K colours then unknown; inclusive
+    lo = np.zeros(k_n + 1, dtype=np.int64)
+    hi = np.zeros(k_n + 1, dtype=np.int64)
+    rw = np.zeros((k_n, 3))
+    cmin = np.zeros(k_n, dtype=np.int64)
+    cmax = np.zeros(k_n, dtype=np.int64)
+    for b in range(nb):
+        for t in range(nt):
+            f = frames[b, t]
+            # Fast attempt: sparse grid plus boxes predicted from the previous frame; it is
+            # kept only if no object reaches the edge of its box (else: full grid).
+            fast = temporal and t >= 1
+            while True:
+                for k in range(k_n + 1):
+                    box[k, 0] = h
+                    box[k, 1] = -1
+                    box[k, 2] = w_
+                    box[k, 3] = -1
+                n_hit = 0
+                if fast:
+                    ph = t % 4
+                    for i in range(n_sp[ph]):
+                        r = spr[ph, i]
+                        c = spc[ph, i]
+                        if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
+                            hits[n_hit] = i
+                            n_hit += 1
+                else:
+                    for i in range(n_s):
+                        r = sr[i]
+                        c = sc[i]
+                        if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
+                            hits[n_hit] = i
+                            n_hit += 1
+                for q in range(n_hit):
+                    if fast:
+                        r = spr[t % 4, hits[q]]
+                        c = spc[t % 4, hits[q]]
+                    else:
+                        r = sr[hits[q]]
+                        c = sc[hits[q]]
+                    u = _decompose(
+                        f[r, c, 0], f[r, c, 1], f[r, c, 2], bg, cols, gram_inv, res_tol2, memb
+                    )
+                    for k in range(k_n + 1):
+                        if (u > coarse_memb) if k == k_n else (memb[k] > coarse_memb):
+                            box[k, 0] = min(box[k, 0], r)
+                            box[k, 1] = max(box[k, 1], r)
+                            box[k, 2] = min(box[k, 2], c)
+                            box[k, 3] = max(box[k, 3], c)
+                e = (stride2 if fast else stride) + margin
+                for k in range(k_n + 1):
+                    if box[k, 1] >= 0:
+                        box[k, 0] = max(box[k, 0] - e, 0)
+                        box[k, 1] = min(box[k, 1] + e, h - 1)
+                        box[k, 2] = max(box[k, 2] - e, 0)
+                        box[k, 3] = min(box[k, 3] + e, w_ - 1)
+                if fast:
+                    if box[k_n, 1] >= 0:  # unknown colour: look everywhere
+                        fast = False
+                        continue
+                    for k in range(k_n):
+                        a = acc[b, t - 1, k]
+                        if a[7] < 0:
+                            pbox[k, 1] = -1
+                            continue
+                        dr = 0.0
+                        dc = 0.0
+                        if t >= 2 and acc[b, t - 2, k, 0] > 0 and a[0] > 0:
+                            p2 = acc[b, t - 2, k]
+                            dc = a[1] / a[0] - p2[1] / p2[0]
+                            dr = a[2] / a[0] - p2[2] / p2[0]
+                        pm = 2 + int(0.25 * (abs(dr) + abs(dc)))
+                        pbox[k, 0] = max(int(np.floor(a[6] + dr)) - pm, 0)
+                        pbox[k, 1] = min(int(np.ceil(a[7] + dr)) + pm, h - 1)
+                        pbox[k, 2] = max(int(np.floor(a[8] + dc)) - pm, 0)
+                        pbox[k, 3] = min(int(np.ceil(a[9] + dc)) + pm, w_ - 1)
+                        if box[k, 1] < 0 or (
+                            box[k, 0] + e >= pbox[k, 0]
+                            and box[k, 1] - e <= pbox[k, 1]
+                            and box[k, 2] + e >= pbox[k, 2]
+                            and box[k, 3] - e <= pbox[k, 3]
+                        ):  # every hit where predicted: the tight box will do
+                            for j in range(4):
+                                box[k, j] = pbox[k, j]
+                        else:
+                            box[k, 0] = min(box[k, 0], pbox[k, 0])
+                            box[k, 1] = max(box[k, 1], pbox[k, 1])
+                            box[k, 2] = min(box[k, 2], pbox[k, 2])
+                            box[k, 3] = max(box[k, 3], pbox[k, 3])
+                for k in range(k_n):
+                    for j in range(6):
+                        acc[b, t, k, j] = 0.0
+                for j in range(5):
+                    unk[b, t, j] = 0.0
+                for k in range(k_n):
+                    acc[b, t, k, 6] = h
+                    acc[b, t, k, 7] = -1
+                    acc[b, t, k, 8] = w_
+                    acc[b, t, k, 9] = -1
+                # Fine pass: per row, the union of the boxes' column intervals (each pixel once).
+                for r in range(h):
+                    n_iv = 0
+                    for k in range(k_n + 1):
+                        if box[k, 1] >= 0 and box[k, 0] <= r <= box[k, 1]:
+                            j = n_iv  # insertion by start column
+                            while j > 0 and lo[j - 1] > box[k, 2]:
+                                lo[j] = lo[j - 1]
+                                hi[j] = hi[j - 1]
+                                j -= 1
+                            lo[j] = box[k, 2]
+                            hi[j] = box[k, 3]
+                            n_iv += 1
+                    if n_iv == 0:
+                        continue
+                    for k in range(k_n):
+                        rw[k, 0] = 0.0
+                        rw[k, 1] = 0.0
+                        rw[k, 2] = 0.0
+                        cmin[k] = w_
+                        cmax[k] = -1
+                    c_next = 0
+                    for iv in range(n_iv):
+                        c = max(lo[iv], c_next)
+                        c_end = hi[iv] + 1
+                        while c < c_end:
+                            p0 = f[r, c, 0]
+                            p1 = f[r, c, 1]
+                            p2 = f[r, c, 2]
+                            if ok0[p0] and ok1[p1] and ok2[p2]:
+                                c += 1
+                                continue
+                            exact = -1
+                            for k in range(k_n):
+                                if p0 == icols[k, 0] and p1 == icols[k, 1] and p2 == icols[k, 2]:
+                                    exact = k
+                                    break
+                            if exact >= 0:  # a run of interior pixels, summed in closed form
+                                c0 = c
+                                c += 1
+                                while (
+                                    c < c_end
+                                    and f[r, c, 0] == p0
+                                    and f[r, c, 1] == p1
+                                    and f[r, c, 2] == p2
+                                ):
+                                    c += 1
+                                n = float(c - c0)
+                                a0 = float(c0)
+                                b1 = float(c - 1)
+                                # sum of j and j^2 for j = c0..c-1; x = j + 0.5
+                                s1 = n * (a0 + b1) / 2.0
+                                sq = (
+                                    b1 * (b1 + 1) * (2 * b1 + 1) - (a0 - 1) * a0 * (2 * a0 - 1)
+                                ) / 6.0
+                                rw[exact, 0] += n
+                                rw[exact, 1] += s1 + 0.5 * n
+                                rw[exact, 2] += sq + s1 + 0.25 * n
+                                cmin[exact] = min(cmin[exact], c0)
+                                cmax[exact] = max(cmax[exact], c - 1)
+                                continue
+                            x = c + 0.5
+                            if lossy:
+                                yl = luma[b, t, r, c] if use_luma else -1.0
+                                u = _decompose_lossy(
+                                    p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, memb
+                                )
+                            else:
+                                u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
+                            if u > 0.0:
+                                unk[b, t, 0] += u
+                                unk[b, t, 1] += p0
+                                unk[b, t, 2] += p1
+                                unk[b, t, 3] += p2
+                                unk[b, t, 4] += 1.0
+                                c += 1
+                                continue
+                            for k in range(k_n):
+                                a = memb[k]
+                                # Only inside the colour's own box: noise in another
+                                # object's box must not weigh on this one's moments.
+                                inside = box[k, 0] <= r <= box[k, 1] and box[k, 2] <= c <= box[k, 3]
+                                if a > min_memb and inside:
+                                    rw[k, 0] += a
+                                    rw[k, 1] += a * x
+                                    rw[k, 2] += a * x * x
+                                    cmin[k] = min(cmin[k], c)
+                                    cmax[k] = max(cmax[k], c)
+                            c += 1
+                        c_next = max(c_next, hi[iv] + 1)
+                    y = r + 0.5
+                    for k in range(k_n):
+                        if cmax[k] < 0:
+                            continue
+                        acc[b, t, k, 0] += rw[k, 0]
+                        acc[b, t, k, 1] += rw[k, 1]
+                        acc[b, t, k, 2] += y * rw[k, 0]
+                        acc[b, t, k, 3] += rw[k, 2]
+                        acc[b, t, k, 4] += y * y * rw[k, 0]
+                        acc[b, t, k, 5] += y * rw[k, 1]
+                        acc[b, t, k, 6] = min(acc[b, t, k, 6], r)
+                        acc[b, t, k, 7] = max(acc[b, t, k, 7], r)
+                        acc[b, t, k, 8] = min(acc[b, t, k, 8], cmin[k])
+                        acc[b, t, k, 9] = max(acc[b, t, k, 9], cmax[k])
+
+                if fast:  # keep the fast attempt only if nothing reached its box's edge
+                    bad = False
+                    for k in range(k_n):
+                        a = acc[b, t, k]
+                        if acc[b, t - 1, k, 7] >= 0 and a[7] < 0:
+                            bad = True  # an object seen before was not found
+                        elif a[7] >= 0 and (
+                            (a[6] <= box[k, 0] and box[k, 0] > 0)
+                            or (a[7] >= box[k, 1] and box[k, 1] < h - 1)
+                            or (a[8] <= box[k, 2] and box[k, 2] > 0)
+                            or (a[9] >= box[k, 3] and box[k, 3] < w_ - 1)
+                        ):
+                            bad = True
+                    if bad:
+                        fast = False
+                        continue
+                break
+
+
+@numba.njit(cache=True)
+def _finalize(acc, unk, obj_col, res, min_area, log_ref, area_factor, pos, area, rad, mom,
+              shp, vis, inv, unk_area, unk_rgb):  # fmt: skip
+    """Per-object quantities (world units) from the accumulators, for every video."""
+    nb, nt = acc.shape[0], acc.shape[1]
+    s = 10.0 / res  # world.WORLD_SIZE / res
+    for b in range(nb):
+        for t in range(nt):
+            for i in range(obj_col.shape[0]):
+                a = acc[b, t, obj_col[i]]
+                w = a[0]
+                area[b, t, i] = w * s * s
+                if w < min_area:
+                    pos[b, t, i, 0] = np.nan
+                    pos[b, t, i, 1] = np.nan
+                    rad[b, t, i] = np.nan
+                    mom[b, t, i] = np.nan if w <= 0 else 0.0
+                    shp[b, t, i] = -1
+                    vis[b, t, i] = False
+                    inv[b, t, i] = False
+                    continue
+                cx = a[1] / w
+                cy = a[2] / w
+                # Second moment about the centroid. Summing at pixel centres overestimates
+                # a shape's moment by about 1/6 px² per px² of area (measured on exact
+                # renders of balls, squares and rings from 4 to 18 px); remove it.
+                m = ((a[3] + a[4]) / w - cx * cx - cy * cy - 1.0 / 6.0) / w
+                lm = np.log(max(m, 1e-9))
+                best = 0
+                for k in range(1, log_ref.shape[0]):
+                    if abs(lm - log_ref[k]) < abs(lm - log_ref[best]):
+                        best = k
+                pos[b, t, i, 0] = cx * s
+                pos[b, t, i, 1] = 10.0 - cy * s
+                mom[b, t, i] = m
+                shp[b, t, i] = best
+                rad[b, t, i] = np.sqrt(w * s * s / area_factor[best])
+                vis[b, t, i] = True
+                inv[b, t, i] = not (a[6] <= 0 or a[8] <= 0 or a[7] >= res - 1 or a[9] >= res - 1)
+            unk_area[b, t] = unk[b, t, 0] * s * s
+            for j in range(3):
+                unk_rgb[b, t, j] = unk[b, t, 1 + j] / unk[b, t, 4] if unk[b, t, 4] > 0 else np.nan
