@@ -55,16 +55,32 @@ def _quadrant(x, y, r, w, sw, sx):
 
 
 @numba.njit(cache=True)
-def _round_tables(cu, cv, r, c_lo, c_hi, r_lo, r_hi, tab, k):
-    """Fill tab[k] with _seg(c - cu) for columns c_lo..c_hi, tab[k + 2] with w and
-    tab[k + 4] with _seg(w) for lines r_lo..r_hi (see :func:`_quadrant`)."""
-    for c in range(c_lo, c_hi + 1):
-        tab[k, c - c_lo] = _seg(c - cu, r)
-    for ln in range(r_lo, r_hi + 1):
-        y = ln - cv
-        w = math.sqrt(r * r - y * y) if abs(y) < r else -1.0
-        tab[k + 2, ln - r_lo] = w
-        tab[k + 4, ln - r_lo] = _seg(w, r) if w >= 0.0 else 0.0
+def _round_tables(cu, cv, r, c_lo, c_hi, r_lo, r_hi, tab, k, cols, lines):
+    """Fill tab[k] with _seg(c - cu) for columns c_lo..c_hi (if cols), tab[k + 2] with w
+    and tab[k + 4] with _seg(w) for lines r_lo..r_hi (if lines); see :func:`_quadrant`."""
+    if cols:
+        for c in range(c_lo, c_hi + 1):
+            tab[k, c - c_lo] = _seg(c - cu, r)
+    if lines:
+        for ln in range(r_lo, r_hi + 1):
+            y = ln - cv
+            w = math.sqrt(r * r - y * y) if abs(y) < r else -1.0
+            tab[k + 2, ln - r_lo] = w
+            tab[k + 4, ln - r_lo] = _seg(w, r) if w >= 0.0 else 0.0
+
+
+@numba.njit(cache=True)
+def _tables(cu, cv, r_out, r_in, c0, c1, r0, r1, tab, key):
+    """Make a disc's or ring's tables in tab, keeping those still valid from its last
+    frame: columns are a function of (cu, r_out, r_in) alone (their range too), lines of
+    (cv, r_out, r_in), and key (4,) holds the values of the tables in tab (NaN: none). A
+    ball moving horizontally reuses its line tables."""
+    same_r = r_out == key[2] and r_in == key[3]
+    cols, lines = not (same_r and cu == key[0]), not (same_r and cv == key[1])
+    _round_tables(cu, cv, r_out, c0, c1, r0, r1, tab, 0, cols, lines)
+    if r_in > 0.0:
+        _round_tables(cu, cv, r_in, c0, c1, r0, r1, tab, 1, cols, lines)
+    key[0], key[1], key[2], key[3] = cu, cv, r_out, r_in
 
 
 @numba.njit(cache=True)
@@ -131,7 +147,7 @@ def _band_area(u, ya, yb, r_out, wa, sa, wb, sb, sx, r_in, ia, ja, ib, jb, si):
 
 
 @numba.njit(cache=True)
-def _draw_round(img, cov, direct, cu, cv, r_out, r_in, col, tab):
+def _draw_round(img, cov, direct, cu, cv, r_out, r_in, col, tab, key):
     """Disc (r_in = 0) or annulus, centre (cu, cv) and radii in pixels; returns its rows.
 
     Per row: the pixels its boundary crosses (runs of columns) get exact coverage, each
@@ -144,9 +160,7 @@ def _draw_round(img, cov, direct, cu, cv, r_out, r_in, col, tab):
     c1 = int(min(max(math.ceil(cu + r_out), 0.0), w))
     if r0 >= r1 or c0 >= c1:
         return r0, r0
-    _round_tables(cu, cv, r_out, c0, c1, r0, r1, tab, 0)
-    if r_in > 0.0:
-        _round_tables(cu, cv, r_in, c0, c1, r0, r1, tab, 1)
+    _tables(cu, cv, r_out, r_in, c0, c1, r0, r1, tab, key)
     mid, mid_in = math.sqrt(r_out * r_out - 0.0 * 0.0), math.sqrt(r_in * r_in - 0.0 * 0.0)
     k0, k1, k2 = col[0], col[1], col[2]
     fk0, fk1, fk2 = float(k0), float(k1), float(k2)
@@ -208,7 +222,7 @@ def _draw_round(img, cov, direct, cu, cv, r_out, r_in, col, tab):
 
 
 @numba.njit(cache=True)
-def _draw_disc(img, cu, cv, r_out, col, tab):
+def _draw_disc(img, cu, cv, r_out, col, tab, key):
     """:func:`_draw_round` for a disc drawn directly (the common case), same values."""
     h, w = img.shape[0], img.shape[1]
     r0 = int(min(max(math.floor(cv - r_out), 0.0), h))
@@ -217,7 +231,7 @@ def _draw_disc(img, cu, cv, r_out, col, tab):
     c1 = int(min(max(math.ceil(cu + r_out), 0.0), w))
     if r0 >= r1 or c0 >= c1:
         return r0, r0
-    _round_tables(cu, cv, r_out, c0, c1, r0, r1, tab, 0)
+    _tables(cu, cv, r_out, 0.0, c0, c1, r0, r1, tab, key)
     w_mid = math.sqrt(r_out * r_out - 0.0 * 0.0)
     k0, k1, k2 = col[0], col[1], col[2]
     fk0, fk1, fk2 = float(k0), float(k1), float(k2)
@@ -291,7 +305,8 @@ def render_geometry(
     nv = (vcount.max() if vcount.size else 0) + 8
     pu, pv = np.empty(nv), np.empty(nv)  # posed polygon
     buf = np.empty((7, nv))  # polygon scratch, see _draw_poly
-    tab = np.empty((6, max(h, w) + 2))  # disc tables, see _round_tables
+    tabs = np.empty((n_p, 6, max(h, w) + 2))  # disc tables of each primitive, see _tables
+    keys = np.full((n_p, 4), np.nan)
     for t in range(n_t):
         img = out[t]
         p = 0
@@ -315,9 +330,11 @@ def render_geometry(
                     r_in = params[q, 3] * scale if kind[q] == RING else 0.0
                     r_out = params[q, 2] * scale
                     if direct and r_in == 0.0:
-                        r0, r1 = _draw_disc(img, cu, cv, r_out, colors[q], tab)
+                        r0, r1 = _draw_disc(img, cu, cv, r_out, colors[q], tabs[q], keys[q])
                     else:
-                        r0, r1 = _draw_round(img, cov, direct, cu, cv, r_out, r_in, colors[q], tab)
+                        r0, r1 = _draw_round(
+                            img, cov, direct, cu, cv, r_out, r_in, colors[q], tabs[q], keys[q]
+                        )
                 lo, hi = min(lo, r0), max(hi, r1)
             if not direct:  # blend the layer's summed coverage, then clear it
                 for r in range(lo, hi):
@@ -374,7 +391,8 @@ def render_discs(out, pos, ang, radii, shapes, rgb, bg):
     cov = np.zeros((1, 1))  # every primitive is its own layer: drawn directly
     pu, pv = np.empty(4), np.empty(4)
     buf = np.empty((7, 12))
-    tab = np.empty((6, max(h, w) + 2))
+    tabs = np.empty((n_o, 6, max(h, w) + 2))  # disc tables of each object, see _tables
+    keys = np.full((n_o, 4), np.nan)
     for v in range(n_v):
         for t in range(n_t):
             img = out[v, t]
@@ -391,11 +409,11 @@ def render_discs(out, pos, ang, radii, shapes, rgb, bg):
                         lx, ly = _CORNERS[i, 0] * rad, _CORNERS[i, 1] * rad
                         pu[i], pv[i] = _pose(x, y, cs, sn, lx, ly, scale)
                     _draw_poly(img, cov, True, pu, pv, 4, col, buf)
-                elif shapes[v, q] == _RING:
+                    continue
+                cu, cv, r_out = x * scale, (_WS - y) * scale, rad * scale
+                if shapes[v, q] == _RING:
                     r_in = _RING_INNER * rad * scale
-                    _draw_round(
-                        img, cov, True, x * scale, (_WS - y) * scale, rad * scale, r_in, col, tab
-                    )
+                    _draw_round(img, cov, True, cu, cv, r_out, r_in, col, tabs[q], keys[q])
                 else:
-                    _draw_disc(img, x * scale, (_WS - y) * scale, rad * scale, col, tab)
+                    _draw_disc(img, cu, cv, r_out, col, tabs[q], keys[q])
     return 0

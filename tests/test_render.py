@@ -373,3 +373,23 @@ def test_threads_render_the_same_bytes():
     with ThreadPoolExecutor(4) as pool:
         tables = list(pool.map(one_video, range(8)))
     assert np.array_equal(out, whole) and np.array_equal(np.stack(tables), whole)
+
+
+def test_frames_equal_frames_rendered_alone():
+    # Tables kept from frame to frame (a ball moving horizontally or vertically, or at
+    # rest) give the bytes of each frame rendered on its own.
+    rng = np.random.default_rng(11)
+    t = 6
+    x = np.linspace(2.0, 8.0, t)
+    still = np.full(t, 4.3)
+    paths = [np.stack([x, still], -1), np.stack([still, x], -1), np.stack([still, still], -1)]
+    pos = np.stack(paths + [rng.uniform(1, 9, (t, 2))], 1)  # (T, 4, 2)
+    for shape in range(len(world.SHAPES)):
+        radii, codes, rgb = [0.9, 1.3, 0.6, 1.1], [shape] * 4, rng.integers(0, 256, (4, 3))
+        video = render_discs_into(np.empty((t, 48, 48, 3), np.uint8), pos, radii, codes, rgb)
+        geom = Geometry.from_discs(radii, codes, rgb)
+        table = render_bodies(geom, pos, None, 48)
+        for k in range(t):
+            alone = render_discs_into(np.empty((1, 48, 48, 3), np.uint8), pos[k : k + 1],
+                                      radii, codes, rgb)  # fmt: skip
+            assert np.array_equal(video[k], alone[0]) and np.array_equal(table[k], alone[0])
