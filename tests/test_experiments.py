@@ -9,6 +9,7 @@ import pytest
 
 from evals import compare
 from evals import experiments as ex
+from evals import pipeline as pl
 from models import baselines
 
 # --------------------------------------------------------------------------- planning
@@ -17,7 +18,7 @@ from models import baselines
 @pytest.mark.parametrize("name", sorted(ex.EXPERIMENTS))
 @pytest.mark.parametrize("scale", ["micro", "cpu-mini", "paper"])
 def test_every_experiment_plans(name, scale, tmp_path):
-    p = ex.plan(name, scale, tmp_path / "run")
+    p = pl.plan(name, scale, tmp_path / "run")
     names = [s.name for s in p.stages]
     assert len(names) == len(set(names))
     assert p.stages[-1].kind == "report"
@@ -28,13 +29,13 @@ def test_every_experiment_plans(name, scale, tmp_path):
         if s.kind == "evaluate":
             gen = s.argv[2]
             assert any(gen in t.argv for t in p.stages[:i]), s.name
-    script = ex.write_plan(p)
+    script = pl.write_plan(p)
     assert script.read_text().count("\n") == len(p.stages) + 3
     assert json.loads((tmp_path / "run" / "plan.json").read_text())["experiment"] == name
 
 
 def test_paper_scale_uses_paper_sizes(tmp_path):
-    p = ex.plan("scaling", "paper", tmp_path, scenarios=["collision"])
+    p = pl.plan("scaling", "paper", tmp_path, scenarios=["collision"])
     text = "\n".join(s.shell() for s in p.stages)
     for n in ("30000", "300000", "3000000"):
         assert f"--n {n} " in text
@@ -46,33 +47,33 @@ def test_paper_scale_uses_paper_sizes(tmp_path):
 
 
 def test_mini_scale_is_small_and_restrictable(tmp_path):
-    p = ex.plan("scaling", "cpu-mini", tmp_path, scenarios=["uniform"], models=["S"],
+    p = pl.plan("scaling", "cpu-mini", tmp_path, scenarios=["uniform"], models=["S"],
                 data=["30K", "3M"])
     assert [c.name for c in p.cells] == ["uniform-S-30K", "uniform-S-3M"]
     text = "\n".join(s.shell() for s in p.stages)
     assert "--preset dit-px32 " in text and "vae" not in text and "--n 300 " in text
     with pytest.raises(ValueError, match="unknown scenario"):
-        ex.plan("scaling", "cpu-mini", tmp_path, scenarios=["bogus"])
+        pl.plan("scaling", "cpu-mini", tmp_path, scenarios=["bogus"])
     with pytest.raises(ValueError, match="unknown experiment"):
-        ex.plan("nope", "cpu-mini", tmp_path)
+        pl.plan("nope", "cpu-mini", tmp_path)
     with pytest.raises(ValueError, match="unknown scale"):
-        ex.plan("scaling", "huge", tmp_path)
+        pl.plan("scaling", "huge", tmp_path)
     with pytest.raises(ValueError, match="no cells"):
-        ex.plan("scaling", "cpu-mini", tmp_path, models=["Q"])
+        pl.plan("scaling", "cpu-mini", tmp_path, models=["Q"])
 
 
 def test_checkpoint_and_no_train_plans(tmp_path):
     ck = tmp_path / "ck"
     ck.mkdir()
     (ck / "config.json").write_text(json.dumps({"data": {"resolution": 48}}))
-    p = ex.plan("quickstart", "cpu-mini", tmp_path / "r", checkpoint=str(ck))
+    p = pl.plan("quickstart", "cpu-mini", tmp_path / "r", checkpoint=str(ck))
     kinds = [s.kind for s in p.stages]
     assert "train" not in kinds and "sample" in kinds
     assert any("48" in s.argv for s in p.stages if s.kind == "baseline")
-    p = ex.plan("quickstart", "cpu-mini", tmp_path / "r2", train=False)
+    p = pl.plan("quickstart", "cpu-mini", tmp_path / "r2", train=False)
     assert not {"train", "sample"} & {s.kind for s in p.stages}
     with pytest.raises(ValueError, match="not a training workdir"):
-        ex.plan("quickstart", "cpu-mini", tmp_path / "r3", checkpoint=str(tmp_path))
+        pl.plan("quickstart", "cpu-mini", tmp_path / "r3", checkpoint=str(tmp_path))
 
 
 def test_interpolation_and_memorization_cells():
@@ -143,19 +144,19 @@ def test_held_out_training_sets(tmp_path):
 
 
 def _micro(tmp_path, **kw):
-    return ex.plan("scaling", "micro", tmp_path / "run", scenarios=["uniform"], models=["S"],
+    return pl.plan("scaling", "micro", tmp_path / "run", scenarios=["uniform"], models=["S"],
                    data=["30K"], n_eval=2, **kw)
 
 
 def test_runner_references_resume_and_report(tmp_path):
     p = _micro(tmp_path)
-    ran = ex.run_plan(p, log=lambda m: None, only=("generate", "baseline", "evaluate"),
+    ran = pl.run_plan(p, log=lambda m: None, only=("generate", "baseline", "evaluate"),
                       cells=False)
     assert any(k.startswith("evaluate-truth") for k in ran)
     assert not any(k.startswith(("train", "sample")) for k in ran)
     # the model's evaluation needs rollouts: it must not have run without them
-    assert not any(ex.stage_done(p.run_dir, s) for s in p.stages if s.cell)
-    again = ex.run_plan(p, log=lambda m: None, only=("generate", "baseline"))
+    assert not any(pl.stage_done(p.run_dir, s) for s in p.stages if s.cell)
+    again = pl.run_plan(p, log=lambda m: None, only=("generate", "baseline"))
     assert again == {}  # finished stages are skipped
     rows = compare.collect(p.run_dir)
     truth = compare._err(rows, model_or_ref="truth", group="all")
@@ -178,7 +179,7 @@ def test_report_command_and_errors(tmp_path, capsys):
 @pytest.mark.slow
 def test_micro_pipeline_end_to_end(tmp_path):
     p = _micro(tmp_path)
-    ex.run_plan(p, log=lambda m: None)
+    pl.run_plan(p, log=lambda m: None)
     rows = compare.collect(p.run_dir)
     model = compare._get(rows, kind="model", group="all")
     assert model and model[0]["n"] == 4

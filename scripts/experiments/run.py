@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from evals import experiments as ex  # noqa: E402
+from evals import pipeline as pl  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
         return 0
     out = a.out or f"runs/exp/{a.experiment}-{a.scale}"
     try:
-        plan = ex.plan(a.experiment, a.scale, out, scenarios=a.scenario,
+        plan = pl.plan(a.experiment, a.scale, out, scenarios=a.scenario,
                        models=a.models.split(",") if a.models else None,
                        data=a.data.split(",") if a.data else None, steps=a.steps,
                        n_eval=a.n_eval, seed=a.seed, checkpoint=a.checkpoint,
@@ -58,11 +59,11 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"run.py: error: {e}", file=sys.stderr)
         return 2
-    script = ex.write_plan(plan)
+    script = pl.write_plan(plan)
     if a.emit:
         print(f"wrote {script} ({len(plan.stages)} stages, {len(plan.cells)} cells)")
         return 0
-    ex.run_plan(plan, log=lambda m: print(m, flush=True))
+    pl.run_plan(plan, log=lambda m: print(m, flush=True))
     print(f"report: {Path(out) / 'report' / 'report.md'}")
     return 0
 

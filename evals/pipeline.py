@@ -1,0 +1,263 @@
+"""A resumable pipeline for the experiments of :mod:`evals.experiments`.
+
+An :class:`Experiment` is a list of *cells* (one trained model each: a scenario, a training
+set, a model size) plus the evaluation sets every cell is scored on. A :class:`Scale` says
+how big everything is: ``paper`` (the paper's sizes, for GPU/TPU), ``cpu-mini`` (tiny
+pixel-space DiTs that finish in about half an hour on 2 CPU cores) and ``micro`` (seconds;
+tests). :func:`plan` turns (experiment, scale, options) into an ordered list of
+:class:`Stage` s, each one ``physim`` (or ``python -m models.baselines``) command line, so
+the same plan can be run here (:func:`run_plan`, in-process, skipping finished stages) or
+written out as a shell script for a cluster.
+
+Run directory layout::
+
+    RUN/plan.json               experiment, scale, cells, eval sets, stages
+    RUN/data/<dataset>/         training and evaluation sets (states only)
+    RUN/baselines/<kind>/<eval>/{gen,eval}/   truth and copy-last references
+    RUN/cells/<cell>/model/     training workdir (checkpoints, metrics.jsonl)
+    RUN/cells/<cell>/gen/<eval>/   rollouts ({id}.npy)
+    RUN/cells/<cell>/eval/<eval>/  physim evaluate output (results.json, per_video.csv)
+    RUN/stages/<stage>.done     finished stages (a rerun skips them)
+    RUN/report/                 report.md, comparison.csv, plots (evals.compare)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evals.experiments import Cell, get_experiment, get_scale
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One command of a plan; ``argv[0]`` is ``physim`` or ``baselines``."""
+
+    name: str
+    argv: tuple[str, ...]
+    kind: str  # generate | baseline | train | sample | evaluate | report
+    cell: str = ""
+
+    def shell(self) -> str:
+        head = ["physim"] if self.argv[0] == "physim" else ["python", "-m", "models.baselines"]
+        return shlex.join(head + list(self.argv[1:]))
+
+
+def _sets(overrides):
+    return [a for k, v in overrides for a in ("--set", f"{k}={v}")]
+
+
+def _dataset_name(scenario, overrides, tag):
+    extra = "-".join(f"{k}{v}" for k, v in overrides)
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in extra)
+    return f"{scenario}-{tag}" + (f"-{safe}" if safe else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    experiment: str
+    scale: str
+    run_dir: str
+    cells: tuple[Cell, ...]
+    stages: tuple[Stage, ...]
+    options: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        return json.dumps(d, indent=1)
+
+
+def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data=None,
+         steps: int | None = None, n_eval: int | None = None, seed: int = 0,
+         checkpoint: str | None = None, train: bool = True) -> Plan:
+    """The ordered stages of ``experiment`` at ``scale`` in ``run_dir``.
+
+    ``scenarios``/``models``/``data`` restrict the cells (e.g. scaling on uniform only);
+    ``steps`` and ``n_eval`` override the scale's training steps and eval-set size.
+    ``checkpoint``: a trained DiT workdir every cell samples from (no training); with
+    ``train=False`` and no checkpoint, only the data and the references are planned.
+    """
+    exp, sc = get_experiment(experiment), get_scale(scale)
+    scen = tuple(scenarios) if scenarios else exp.scenarios
+    bad = sorted(set(scen) - set(exp.scenarios))
+    if bad:
+        raise ValueError(f"{experiment}: unknown scenario(s) {bad}; known: {list(exp.scenarios)}")
+    cells = [c for c in exp.cells(sc, scen)
+             if (not models or c.model in models) and (not data or c.data_label in data)]
+    if not cells:
+        raise ValueError(f"{experiment}: no cells left after --models {models} --data {data}")
+    user_steps, steps = steps, steps or dict(exp.steps).get(sc.name, sc.steps)
+    n_eval = n_eval or sc.n_eval
+    resolution = dict(exp.resolution).get(sc.name, sc.resolution)
+    if checkpoint:  # references at the model's resolution
+        cfg_path = Path(checkpoint) / "config.json"
+        if not cfg_path.is_file():
+            raise ValueError(f"{checkpoint} is not a training workdir (no config.json)")
+        resolution = int(json.loads(cfg_path.read_text())["data"]["resolution"])
+    run = Path(run_dir)
+    stages: dict[str, Stage] = {}
+
+    def add(st: Stage):
+        stages.setdefault(st.name, st)
+
+    def gen(scenario, split, n, s, name, overrides=()):
+        add(Stage(f"generate-{name}-{split}", ("physim", "generate", scenario, "--split", split,
+                                               "--n", str(n), "--seed", str(s), "--out",
+                                               str(run / "data" / name), "--workers",
+                                               str(sc.workers), "--no-progress",
+                                               *_sets(overrides)), "generate"))
+        return str(run / "data" / name)
+
+    train_dirs = {}
+    for c in cells if (train and not checkpoint) else ():
+        if c.data_label == "stream":  # endless on-the-fly videos (models.data)
+            train_dirs[c.name] = f"scenario:{c.scenario}"
+            continue
+        n = sc.n_attr if c.data_label == "attr" else sc.data[c.data_label]
+        name = _dataset_name(c.scenario, c.overrides, f"train{n}")
+        train_dirs[c.name] = gen(c.scenario, "train", n, seed, name, c.overrides)
+    evals = {e.name: e for c in cells for e in c.evals}
+    eval_dirs = {}
+    for e in evals.values():
+        name = _dataset_name(e.scenario, e.overrides, "eval")
+        for split in e.splits:
+            eval_dirs[e.name] = gen(e.scenario, split, n_eval, seed + 1, name, e.overrides)
+    res = str(resolution)
+    for e in evals.values():
+        for kind in ("truth", "copy-last"):
+            base = run / "baselines" / kind / e.name
+            add(Stage(f"baseline-{kind}-{e.name}", ("baselines", kind, "--data",
+                                                    eval_dirs[e.name], "--out",
+                                                    str(base / "gen"), "--resolution", res),
+                      "baseline"))
+            add(_evaluate(f"evaluate-{kind}-{e.name}", base / "gen", eval_dirs[e.name],
+                          base / "eval", e.metrics))
+    vae_dir = None
+    if sc.vae is not None and train and not checkpoint and any(c.preset is None for c in cells):
+        biggest = max(cells, key=lambda c: sc.data.get(c.data_label, sc.n_attr))
+        # (a "stream" cell trains its VAE on the scenario stream as well)
+        vae_dir = str(run / "vae")
+        add(Stage("train-vae", ("physim", "train", "--preset", sc.vae.preset, "--data",
+                                train_dirs[biggest.name], "--workdir", vae_dir,
+                                "--no-progress", "--set", f"data.resolution={resolution}",
+                                *[a for o in sc.vae.overrides for a in ("--set", o)]), "train"))
+    for c in cells if (train or checkpoint) else ():
+        cdir = run / "cells" / c.name
+        workdir = str(checkpoint or cdir / "model")
+        if not checkpoint:
+            m = c.preset or sc.models[c.model]
+            sets = [*m.overrides, f"data.n_cond={exp.n_cond}"]
+            if c.preset is not None and user_steps:
+                sets.append(f"train.steps={user_steps}")
+            if c.preset is None:
+                sets += [*sc.train_overrides, f"train.steps={steps}",
+                         f"train.batch_size={sc.batch}"]
+                if resolution != get_preset_resolution(m.preset):
+                    sets.append(f"data.resolution={resolution}")
+            if c.flip is not None:
+                sets.append(f"data.flip={c.flip}")
+            if vae_dir and c.preset is None:
+                sets.append(f"vae_workdir={vae_dir}")
+            add(Stage(f"train-{c.name}", ("physim", "train", "--preset", m.preset, "--data",
+                                          train_dirs[c.name], "--workdir", workdir,
+                                          "--no-progress",
+                                          *[a for s in sets for a in ("--set", s)]),
+                      "train", c.name))
+        for e in c.evals:
+            gdir = cdir / "gen" / e.name
+            extra = ("--steps", str(sc.sample_steps)) if sc.sample_steps else ()
+            add(Stage(f"sample-{c.name}-{e.name}", ("physim", "sample", "--workdir",
+                                                    workdir, "--data",
+                                                    eval_dirs[e.name], "--out", str(gdir),
+                                                    *extra), "sample", c.name))
+            add(_evaluate(f"evaluate-{c.name}-{e.name}", gdir, eval_dirs[e.name],
+                          cdir / "eval" / e.name, e.metrics, c.name))
+    add(Stage("report", ("physim", "report", str(run), "--out", str(run / "report")),
+              "report"))
+    opts = dict(scenarios=list(scen), models=models, data=data, steps=steps, n_eval=n_eval,
+                seed=seed, eval_dirs=eval_dirs, paper=exp.paper, title=exp.title,
+                checkpoint=checkpoint, train=train)
+    return Plan(experiment, scale, str(run), tuple(cells), tuple(stages.values()), opts)
+
+
+def get_preset_resolution(preset: str) -> int | None:
+    """The preset's training resolution (None if models.configs is unavailable)."""
+    try:
+        from models.configs import get_preset
+    except ImportError:  # pragma: no cover - models ship with physim
+        return None
+    return get_preset(preset).data.resolution
+
+
+def _evaluate(name, gen, truth, out, metrics, cell=""):
+    return Stage(name, ("physim", "evaluate", str(gen), "--truth", str(truth), "--out",
+                        str(out), "--metrics", *metrics, "--no-progress"), "evaluate", cell)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def stage_done(run_dir, stage: Stage) -> bool:
+    return (Path(run_dir) / "stages" / f"{stage.name}.done").exists()
+
+
+def run_stage(stage: Stage) -> None:
+    """Run one stage in this process (jax is imported once for the whole plan)."""
+    if stage.argv[0] == "baselines":
+        from models import baselines
+
+        rc = baselines.main(list(stage.argv[1:]))
+    else:
+        from physim import cli
+
+        rc = cli.main(list(stage.argv[1:]))
+    if rc:
+        raise RuntimeError(f"stage {stage.name} failed (exit {rc}): {stage.shell()}")
+
+
+def write_plan(p: Plan) -> Path:
+    run = Path(p.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "plan.json").write_text(p.to_json())
+    lines = ["#!/usr/bin/env bash", f"# {p.options.get('title', p.experiment)} "
+             f"-- scale {p.scale}; generated by scripts/experiments/run.py", "set -euo pipefail"]
+    lines += [s.shell() for s in p.stages]
+    (run / "run.sh").write_text("\n".join(lines) + "\n")
+    return run / "run.sh"
+
+
+def run_plan(p: Plan, log=print, only: tuple[str, ...] = (), cells: bool = True) -> dict:
+    """Run every unfinished stage of ``p`` (``only``: stage kinds to run; ``cells=False``:
+    skip the models' stages, i.e. data and references only); returns ``{stage: seconds}``
+    for the stages run now. Timings go to ``RUN/timings.jsonl``."""
+    write_plan(p)
+    run = Path(p.run_dir)
+    (run / "stages").mkdir(exist_ok=True)
+    times = {}
+    for st in p.stages:
+        if stage_done(run, st) or (only and st.kind not in only) or (st.cell and not cells):
+            continue
+        log(f"[{time.strftime('%H:%M:%S')}] {st.name}: {st.shell()}")
+        t0 = time.perf_counter()
+        run_stage(st)
+        dt = time.perf_counter() - t0
+        times[st.name] = dt
+        with open(run / "timings.jsonl", "a") as f:
+            f.write(json.dumps({"stage": st.name, "kind": st.kind, "cell": st.cell,
+                                "seconds": round(dt, 2), "time": time.time()}) + "\n")
+        if st.kind != "report":  # the report is rebuilt on every run
+            (run / "stages" / f"{st.name}.done").write_text(f"{dt:.2f}\n")
+    return times
+
+
+def load_plan(run_dir) -> dict:
+    p = Path(run_dir) / "plan.json"
+    if not p.is_file():
+        raise ValueError(f"{run_dir} is not an experiment run (no plan.json)")
+    return json.loads(p.read_text())
