@@ -269,10 +269,10 @@ def _draw_disc(img, cu, cv, r_out, col, tab, key):
 @numba.njit(cache=True)
 def _fill_background(out, bg):
     """Set every pixel of the uint8 array out (..., 3), C-contiguous, to bg."""
-    flat = out.reshape(out.size)
     if bg[0] == bg[1] and bg[1] == bg[2]:
-        flat[:] = bg[0]
+        out.fill(bg[0])
     else:
+        flat = out.reshape(out.size)
         for i in range(0, out.size, 3):
             flat[i], flat[i + 1], flat[i + 2] = bg[0], bg[1], bg[2]
 
