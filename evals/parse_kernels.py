@@ -13,6 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+PAIR_COS = 0.97  # lossy parse: below this cosine a pixel may be two colours' edges
+
 
 @numba.njit(cache=True)
 def _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
@@ -88,7 +90,7 @@ def _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
 
 
 @numba.njit(cache=True)
-def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, out):
+def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, pair_first, out):
     """Like :func:`_decompose` for lossy frames: luma membership, chroma-direction colour.
 
     ``yl`` is the pixel's luma (0-255, BT.601) from the codec's own luma plane, or < 0 to
@@ -117,6 +119,18 @@ def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, out)
         if cs > best_cos:
             best_cos = cs
             best_k = k
+    if pair_first and best_cos < PAIR_COS:
+        # Where two objects' boxes overlap and the pixel is not clearly one colour, it may
+        # be their edges meeting (yuv420 mixes both chromas there): try the pair first.
+        u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out)
+        n_pos = 0
+        for k in range(k_n):
+            if out[k] >= 0.1:
+                n_pos += 1
+        if u == 0.0 and n_pos == 2:
+            return 0.0
+        for k in range(k_n):
+            out[k] = 0.0
     if best_k >= 0 and best_cos >= cos_tol:
         e0 = bg[0] - cols[best_k, 0]
         e1 = bg[1] - cols[best_k, 1]
@@ -359,9 +373,14 @@ def _parse_frames(
                             x = c + 0.5
                             if lossy:
                                 yl = luma[b, t, r, c] if use_luma else -1.0
+                                n_in = 0
+                                for k in range(k_n):
+                                    if box[k, 0] <= r <= box[k, 1] and box[k, 2] <= c <= box[k, 3]:
+                                        n_in += 1
                                 u = _decompose_lossy(
-                                    p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, memb
-                                )
+                                    p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl,
+                                    n_in >= 2, memb,
+                                )  # fmt: skip
                             else:
                                 u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
                             if u > 0.0:
