@@ -131,6 +131,11 @@ def test_attribute_pairs_train_and_swapped_test_combinations(pair):
     for b, combos in ((train, spec.train_combos), (test, spec.test_combos)):
         seen = set(zip(b.params["a_idx"].astype(int), b.params["b_idx"].astype(int), strict=True))
         assert seen == set(combos)
+        names = np.array(b.levels)[b.level]
+        want = [
+            f"a{int(i)}b{int(j)}" for i, j in zip(b.params["a_idx"], b.params["b_idx"], strict=True)
+        ]
+        assert names.tolist() == want
         for k in range(0, len(b), 7):
             rec = b.record(k)
             i, j = int(rec.params["a_idx"]), int(rec.params["b_idx"])

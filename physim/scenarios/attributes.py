@@ -122,6 +122,14 @@ class AttributePair(OneBall):
             v[sel] = vlo + (vhi - vlo) * uv[sel]
         return {"r": r, "v": v, "a_idx": ij[:, 0], "b_idx": ij[:, 1]}
 
+    def random_levels(self, params):
+        # level k of a training video is its combination train_combos[k]
+        a, b = params["a_idx"].astype(int), params["b_idx"].astype(int)
+        codes = np.full(a.shape, -1, dtype=np.int16)
+        for k, (i, j) in enumerate(self.train_combos):
+            codes[(a == i) & (b == j)] = k
+        return codes
+
     def place(self, seed, index, params, attempt):
         radii, shapes, colors, pos0, vel0, ok = super().place(seed, index, params, attempt)
         i = params["a_idx"].astype(int)

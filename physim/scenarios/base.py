@@ -164,6 +164,10 @@ class DiscScenario:
     def draw_params(self, seed: int, index: np.ndarray, attempt: int) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def random_levels(self, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Level codes (M,) of randomly drawn videos (default: all level 0)."""
+        return np.zeros(len(next(iter(params.values()))), dtype=np.int16)
+
     def place(self, seed, index, params, attempt):
         """Objects and initial state of M videos.
 
@@ -194,7 +198,6 @@ class DiscScenario:
             raise ValueError("video indices must be >= 0")
         m = index.shape[0]
         if split in self.random_splits:
-            level = np.zeros(m, dtype=np.int16)
             params: dict[str, np.ndarray] | None = None
             placed = None
             pending = np.arange(m)
@@ -219,6 +222,7 @@ class DiscScenario:
                     f"video {int(index[pending[0]])}; check the parameter ranges"
                 )
             radii, shapes, colors, pos0, vel0 = placed
+            level = self.random_levels(params)
         else:
             codes, columns = self.grid(split)
             if m and index.max() >= len(codes):
