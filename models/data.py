@@ -7,7 +7,11 @@ same batches. ``--data`` specs understood by :func:`open_source`:
 
 * a directory: a physim dataset (``physim.dataset.open``), frames rendered on the fly;
 * ``scenario:NAME``: endless train-split videos of a physim scenario, rendered on the fly;
+* ``grain:DIR``: physim's Grain loader over a dataset directory (``physim.loader``);
 * ``synthetic``: a red disc in uniform motion drawn here with NumPy (tests; no physim).
+
+The trainer also takes any iterator of uint8 (B, T, R, R, 3) batches (or dicts with a
+``"frames"`` entry) that has ``get_state()`` / ``set_state(state)`` with JSON-able state.
 """
 
 from __future__ import annotations
@@ -95,16 +99,50 @@ class DatasetSource:
         return self.ds.frames(int(i), resolution=self.resolution)
 
 
-def open_source(spec: str, data: DataConfig, seed: int | None = None):
-    """The source named by a ``--data`` spec (see module docstring)."""
+class FramesIterator:
+    """Adapts an iterator of batch dicts (``physim.loader``) to uint8 frame batches."""
+
+    def __init__(self, iterator):
+        self.iterator = iterator
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> np.ndarray:
+        b = next(self.iterator)
+        return np.asarray(b["frames"] if isinstance(b, dict) else b)
+
+    def get_state(self):
+        return self.iterator.get_state()
+
+    def set_state(self, state) -> None:
+        self.iterator.set_state(state)
+
+
+def open_source(spec: str, data: DataConfig, seed: int | None = None, batch_size: int = 0):
+    """The source (or, for ``grain:``, the batch iterator) named by a ``--data`` spec.
+
+    ``batch_size``: global batch size, needed by ``grain:`` only.
+    """
     seed = data.seed if seed is None else seed
+    if spec.startswith("grain:"):
+        import jax
+
+        from physim.loader import make_loader
+
+        loader = make_loader(spec.split(":", 1)[1], split="train",
+                             batch_size=batch_size // jax.process_count(),
+                             resolution=data.resolution, n_frames=data.frames, seed=seed,
+                             flip=data.flip)
+        return FramesIterator(iter(loader))
     if spec == "synthetic":
         return SyntheticSource(data.resolution, data.frames, seed)
     if spec.startswith("scenario:"):
         return ScenarioSource(spec.split(":", 1)[1], data.resolution, seed)
     if os.path.isdir(spec):
         return DatasetSource(spec, data.resolution)
-    raise ValueError(f"--data {spec!r} is neither a directory, 'synthetic' nor 'scenario:NAME'")
+    raise ValueError(f"--data {spec!r} is neither a directory, 'grain:DIR', 'synthetic' nor "
+                     "'scenario:NAME'")
 
 
 class BatchIterator:

@@ -89,10 +89,7 @@ def load(workdir: str, step: int | None = None, ema: bool = True) -> Sampler:
     params, _ = checkpoint.load_weights(workdir, nnx.to_pure_dict(t), step, ema=ema)
     vae = None
     if cfg.latent:
-        calib = np.zeros((1, cfg.data.frames, cfg.data.resolution, cfg.data.resolution, 3),
-                         np.uint8)
-        vae = train.load_frozen_vae(cfg, calib)
-        vae = (vae[0], dict(vae[1], scale=jnp.asarray(meta.get("latent_scale", 1.0))))
+        vae = train.load_frozen_vae(cfg, None, meta["latent_scale"])
     return Sampler(cfg, params, (g, t, r), vae)
 
 

@@ -136,9 +136,9 @@ def make_step(loss, tx, schedule, tc: configs.TrainConfig):
     return step
 
 
-def load_frozen_vae(cfg: configs.Config, calib_batch: np.ndarray):
+def load_frozen_vae(cfg: configs.Config, calib_batch: np.ndarray, scale: float | None = None):
     """(vae_parts, frozen) for a latent DiT: the VAE of ``cfg.vae_workdir`` and a latent
-    scale 1/std of the posterior means of ``calib_batch`` (deterministic)."""
+    scale (given, or 1/std of the posterior means of ``calib_batch``)."""
     if not cfg.vae_workdir:
         raise ValueError("a latent DiT (latent=True) needs vae_workdir=<trained VAE workdir>")
     meta, _ = checkpoint.read_meta(cfg.vae_workdir)
@@ -147,8 +147,11 @@ def load_frozen_vae(cfg: configs.Config, calib_batch: np.ndarray):
         raise ValueError(f"vae config of {cfg.vae_workdir} differs from this run's cfg.vae")
     g, _, r, t = split_params(build_model(vcfg))
     params, _ = checkpoint.load_weights(cfg.vae_workdir, nnx.to_pure_dict(t))
-    mean, _ = jax.jit(lambda p, x: merge(g, t, r, p).encode(to_float(x)))(params, calib_batch)
-    return (g, t, r), {"vae": params, "scale": 1.0 / (jnp.std(mean) + 1e-6)}
+    if scale is None:
+        mean, _ = jax.jit(lambda p, x: merge(g, t, r, p).encode(to_float(x)))(params,
+                                                                              calib_batch)
+        scale = 1.0 / (jnp.std(mean) + 1e-6)
+    return (g, t, r), {"vae": params, "scale": jnp.asarray(scale, jnp.float32)}
 
 
 def _log(path: str, record: dict) -> None:
@@ -169,16 +172,19 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
     mesh = jax.make_mesh((jax.device_count(),), ("data",),
                          axis_types=(jax.sharding.AxisType.Auto,))
     repl, shard = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    it = data.BatchIterator(source, tc.batch_size, cfg.data.frames, seed=cfg.data.seed,
-                            flip=cfg.data.flip, process_index=jax.process_index(),
-                            process_count=jax.process_count())
+    if hasattr(source, "__next__"):  # a ready batch iterator (e.g. physim's Grain loader)
+        it = source
+    else:
+        it = data.BatchIterator(source, tc.batch_size, cfg.data.frames, seed=cfg.data.seed,
+                                flip=cfg.data.flip, process_index=jax.process_index(),
+                                process_count=jax.process_count())
 
     graphdef, params, rest, template = split_params(build_model(cfg, seed=tc.seed))
     tx, schedule = make_optimizer(tc)
     state = {"params": params, "opt_state": tx.init(params),
              "ema": jax.tree.map(jnp.copy, params)}
     mngr = checkpoint.manager(workdir, tc.keep)
-    start = 0
+    start, meta = 0, {}
     if mngr.latest_step() is not None:
         state, meta = checkpoint.restore(mngr, state)
         old = checkpoint.config_of(meta)
@@ -194,7 +200,9 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
 
     vae_parts, frozen = None, None
     if cfg.model == "dit" and cfg.latent:
-        vae_parts, frozen = load_frozen_vae(cfg, it.batch(0))
+        # Latent scale from a fixed batch; a resumed run reuses the saved one.
+        calib = it.batch(0) if isinstance(it, data.BatchIterator) else next(it)
+        vae_parts, frozen = load_frozen_vae(cfg, calib, meta.get("latent_scale"))
         frozen = jax.device_put(frozen, repl)
     latent_scale = float(frozen["scale"]) if frozen else None
     loss = make_loss(cfg, graphdef, template, rest, vae_parts)
@@ -207,7 +215,10 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     flops = None
     if start < end:
-        lowered = step_fn.lower(state, put(it.batch(it.step)), frozen)
+        d = cfg.data
+        spec = jax.ShapeDtypeStruct((tc.batch_size, d.frames, d.resolution, d.resolution, 3),
+                                    jnp.uint8, sharding=shard)
+        lowered = step_fn.lower(state, spec, frozen)
         cost = lowered.compile().cost_analysis()
         cost = cost[0] if isinstance(cost, list | tuple) else cost
         flops = float(cost.get("flops", 0.0)) if cost else None
@@ -306,7 +317,7 @@ def run_train(args) -> int:
     if args.distributed:
         jax.distributed.initialize()
     cfg = configs.apply_overrides(configs.get_preset(args.preset), args.set)
-    source = data.open_source(args.data, cfg.data)
+    source = data.open_source(args.data, cfg.data, batch_size=cfg.train.batch_size)
     m = train(cfg, source, args.workdir, progress=not args.no_progress, stop_at=args.stop_at)
     print(json.dumps(m))
     return 0
