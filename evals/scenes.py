@@ -350,17 +350,20 @@ def score(videos, records, *, config: SceneConfig | str = "exact",
       config: scene check tolerances (:data:`SCENE_PRESETS` name or :class:`SceneConfig`).
       metrics: video metrics against the truth renders, a subset of
         :data:`VIDEO_METRICS` (PSNR, SSIM: generated frames ``k >= n_cond``, per frame then
-        averaged; LPIPS: all frames; FVD: I3D features per split). FVD depends on the
-        number of videos: compare FVDs only at equal counts (see ``counts``).
+        averaged; LPIPS: the same frames; FVD: I3D features of whole videos, per split).
+        FVD depends on the number of videos: compare FVDs only at equal counts.
       counts: {split: n} to require and use exactly the first n videos of a split
-        (the paper: :data:`PAPER_COUNTS`); raises ``ValueError`` when a split has fewer.
+        (the paper: :data:`PAPER_COUNTS`; it took every second of its 1000
+        out-of-template videos, so pick such a subset before calling); raises
+        ``ValueError`` when a split has fewer.
       truth: optional sequence of truth videos (same shapes as ``videos``); rendered from
         the records at the videos' resolution when None.
 
     Returns:
       ``{"splits": {split: summary}, "videos": [per-video row]}``; a summary holds ``n``,
-      ``abnormal`` (rate), ``checks`` ({check: rate}) and the mean of each video metric
-      (``fvd`` per split).
+      ``abnormal`` (rate of videos with any check flagged: the automatic stand-in for the
+      paper's human "abnormal ratio"), ``checks`` ({check: rate}) and the mean of each
+      video metric (``fvd`` per split). Splits come in-template, out-of-template first.
     """
     from physim.scenarios.combinatorial import render
 
@@ -372,9 +375,10 @@ def score(videos, records, *, config: SceneConfig | str = "exact",
     vm = None
     if metrics:
         from evals import video_metrics as vm
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, list[int]] = {s: [] for s in SPLITS}
     for i, r in enumerate(records):
         groups.setdefault(r.split, []).append(i)
+    groups = {s: idx for s, idx in groups.items() if idx}
     for split, n in (counts or {}).items():
         if len(groups.get(split, [])) < n:
             raise ValueError(f"split {split!r} has {len(groups.get(split, []))} videos, need {n}")
