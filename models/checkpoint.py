@@ -75,3 +75,31 @@ def load_weights(workdir: str, like_params, step: int | None = None, ema: bool =
 
 def config_of(meta: dict) -> configs.Config:
     return configs.from_dict(meta["config"])
+
+
+def export(workdir: str, out: str, step: int | None = None, ema: bool = True) -> str:
+    """Write a sampling-only copy of a run to ``out``: its (EMA) weights and metadata, no
+    optimiser state (a quarter of the size). ``models.sample.load(out)`` reads it."""
+    import json
+
+    from flax import nnx
+
+    from models import train
+
+    meta, step = read_meta(workdir, step)
+    cfg = config_of(meta)
+    _, _, _, template = train.split_params(train.build_model(cfg, abstract=True))
+    params, _ = load_weights(workdir, nnx.to_pure_dict(template), step, ema=ema)
+    mngr = manager(out, keep=1)
+    mngr.save(step, args=ocp.args.Composite(ema=ocp.args.StandardSave(params),
+                                            meta=ocp.args.JsonSave(dict(meta, exported=True))))
+    mngr.wait_until_finished()
+    with open(os.path.join(out, "config.json"), "w") as f:
+        f.write(json.dumps(configs.to_dict(cfg), indent=1, sort_keys=True))
+    return out
+
+
+if __name__ == "__main__":  # python -m models.checkpoint SRC_WORKDIR DST [STEP]
+    import sys
+
+    export(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -75,6 +75,10 @@ def test_sampling_shapes_dtype_range(overfit_run):
     np.testing.assert_array_equal(one[0], out[0])
     with pytest.raises(ValueError, match="cond_frames"):
         s.generate(cond[:, :, :4], jax.random.key(0))
+    # A sampling-only export gives the same videos.
+    exported = checkpoint.export(wd, os.path.join(wd, "export"))
+    again = sample.load(exported).generate(cond, jax.random.key(0), steps=3)
+    np.testing.assert_array_equal(again, out)
 
 
 def test_resume_is_bit_identical(tmp_path):
