@@ -222,8 +222,9 @@ def section_attributes(rows, run) -> str:
         body.append([who, pair, n, f"{a} kept, {b} changed: {ours[0]}",
                      f"{b} kept, {a} changed: {ours[1]}",
                      ", ".join(f"{k}: {v}" for k, v in counts.items() if ">" not in k) or "—",
-                     kept, want, ("yes" if kept == want else "no") if r["kind"] == "model"
-                     else "—", evidence])
+                     kept if n else "not measurable", want,
+                     ("yes" if kept == want else "no") if r["kind"] == "model" and n else "—",
+                     evidence])
     return ("### Attribute priority on swapped combinations (OOD split)\n\n"
             + _table(["model / reference", "pair", "n", "A>B", "B>A",
                       "both kept / both changed", "kept (ours)", "kept (paper)", "agrees",
