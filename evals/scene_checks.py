@@ -173,7 +173,7 @@ def run(parsed: SceneParse, ref: SceneReference, cfg: SceneConfig) -> dict:
             stats["unknown_area"] = max(stats["unknown_area"], u)
             if recolored:
                 flags["color"].append(k)
-            elif u > cfg.unknown_px:
+            elif u > max(cfg.unknown_px, cfg.speck_frac * min_dyn):  # (smaller: noise)
                 flags["appear"].append(k)
         if not recolored:
             for c in dyn:

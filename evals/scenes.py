@@ -71,7 +71,7 @@ class SceneConfig:
       extent_rel, extent_px: allowed difference of principal RMS extents of a lone object.
       color_frac: area moved between colours tolerated, as a fraction of the smallest
         dynamic object's area.
-      unknown_px: unknown-colour area tolerated per frame.
+      unknown_px: unknown-colour area tolerated per frame (at least a speck's area).
       static_frac, static_px: static mass lost or stray black tolerated: fraction of the
         smallest static body's area plus an absolute allowance (contact edges).
       pen_px: overlap area of dynamic on static tolerated per frame.
@@ -128,7 +128,7 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
         static_px=4.0,
         pen_px=3.0,
         jump_px=3.0,
-        speck_frac=0.25,
+        speck_frac=0.5,
         deadband=0.15,
         confine=0.4,
         calibrate=True,
