@@ -115,7 +115,10 @@ class SceneConfig:
 
 SCENE_PRESETS: dict[str, SceneConfig] = {
     "exact": SceneConfig(),
-    # mp4 / VAE decodes / model samples: noisy colours and soft edges.
+    # mp4 / VAE decodes / model samples: noisy colours and soft edges. Checked on truth
+    # through H.264 round trips (0 of 140 flagged at 128², 0 of 24 at 256²; at 64² thin
+    # bars do not survive chroma subsampling: 10 of 60) and pixel noise up to sigma 8
+    # with a 3-tap blur at 128² (0 of 20).
     "lossy": SceneConfig(
         bg_tol=12,
         res_tol=60.0,
