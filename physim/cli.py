@@ -71,7 +71,10 @@ def cmd_generate(args) -> int:
         n=args.n,
         seed=args.seed,
         out=args.out,
-        overrides=parse_sets(args.set),
+        overrides={
+            **parse_sets(args.set),
+            **({"templates": args.templates} if args.templates is not None else {}),
+        },
         workers=args.workers,
         shards=args.shards,
         executor=args.executor,
@@ -165,6 +168,8 @@ def build_parser(argv=(), failures: dict | None = None) -> argparse.ArgumentPars
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario field, e.g. --set v_id=1,3 (repeatable)")  # fmt: skip
+    p.add_argument("--templates", type=_int, default=None, choices=[6, 30, 60],
+                   help="combinatorial: training template set (= --set templates=N)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
 
