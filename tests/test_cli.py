@@ -114,3 +114,14 @@ def test_console_script_runs(tmp_path):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "physim.cli"]
     r = subprocess.run([*cmd, "info", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "not a physim dataset" in r.stderr
+
+
+def test_templates_flag_selects_the_combinatorial_training_set(tmp_path, capsys):
+    out = str(tmp_path / "c")
+    code, _, _ = run(capsys, "generate", "combinatorial", "--split", "in-template",
+                     "--templates", "6", "--n", "1", "--out", out, "--no-progress")  # fmt: skip
+    assert code == 0
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["spec"]["templates"] == 6
+    code, _, err = run(capsys, "generate", "uniform", "--templates", "6", "--n", "1",
+                       "--out", str(tmp_path / "u"), "--no-progress")  # fmt: skip
+    assert code != 0 and "templates" in err and not (tmp_path / "u" / "manifest.json").exists()
