@@ -225,6 +225,11 @@ def section_attributes(rows, run) -> str:
                      kept if n else "not measurable", want,
                      ("yes" if kept == want else "no") if r["kind"] == "model" and n else "—",
                      evidence])
+        got = _get(rows, run=run, model_or_ref=r["model_or_ref"], eval=r["eval"], group="ood")
+        lost = got[0].get("lost") if got else None
+        if lost is not None and lost > 0.5 and n:  # attributes of a missing object
+            body[-1][6] = f"unreliable: object lost in {lost:.0%} of videos"
+            body[-1][8] = "—"
     return ("### Attribute priority on swapped combinations (OOD split)\n\n"
             + _table(["model / reference", "pair", "n", "A>B", "B>A",
                       "both kept / both changed", "kept (ours)", "kept (paper)", "agrees",
