@@ -14,6 +14,15 @@ import pytest
 from models import checkpoint, configs, data, sample, train
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fast_compile():
+    """Tiny models: XLA's optimisation passes cost more than they save."""
+    old = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
 class FixedSource:
     """The same few synthetic videos for every batch."""
 
@@ -102,6 +111,7 @@ def test_resume_is_bit_identical(tmp_path):
 _DEVICES_SCRIPT = """
 import dataclasses, json, sys, jax
 from models import configs, data, train
+
 cfg = configs.get_preset("dit-test")
 cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=2, ckpt_every=100))
 m = train.train(cfg, data.SyntheticSource(16, 4), sys.argv[1], progress=False)
@@ -113,7 +123,7 @@ def test_two_forced_cpu_devices_match_one(tmp_path):
     out = {}
     for n in (1, 2):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-                   JAX_PLATFORMS="cpu")
+                   JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
         r = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT, str(tmp_path / str(n))],
                            env=env, capture_output=True, text=True, timeout=300, check=True)
         out[n] = json.loads(r.stdout.strip().splitlines()[-1])
@@ -159,7 +169,8 @@ def test_batch_iterator_is_a_function_of_index():
 
 def test_gpu_check_script_runs_on_cpu_with_a_tiny_preset():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PRESETS="dit-test", STEPS="1", BATCH="2", PY=sys.executable)
+    env = dict(os.environ, PRESETS="dit-test", STEPS="1", BATCH="2", PY=sys.executable,
+               JAX_DISABLE_MOST_OPTIMIZATIONS="1")
     r = subprocess.run(["bash", os.path.join(root, "scripts", "gpu_check.sh")], env=env,
                        capture_output=True, text=True, timeout=300, check=True)
     row = json.loads(r.stdout.strip().splitlines()[-1])
