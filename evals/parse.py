@@ -65,7 +65,8 @@ class ParseConfig:
         otherwise weigh on second moments).
       coarse_memb: membership a coarse sample needs to place an object's box there.
       temporal: after the first frame, look for known objects in a box predicted from the
-        previous two frames plus a sparse grid (twice the stride, four rotating phases),
+        previous two frames plus a sparse grid (every fourth grid row, four rotating
+        phases that together make the full grid),
         and fall back to the full grid for that frame if any object reaches its box's
         edge, an object is lost, or an unknown colour shows. Results equal the full-grid
         parse whenever the fast attempt is kept; it only saves work.

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 PAIR_COS = 0.97  # lossy parse: below this cosine a pixel may be two colours' edges
 
@@ -156,12 +159,86 @@ def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, pair
     return min(max(abs(d0), max(abs(d1), abs(d2))) / 255.0, 1.0)
 
 
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the CPU to load the cache line of ``arr[idx]`` (1-D array); no effect on results."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, inline="always")
+def _prefetch_span(flat, i0, i1):
+    """Prefetch the cache lines of ``flat[i0:i1]`` (uint8)."""
+    for i in range(i0, i1, 64):
+        _prefetch(flat, i)
+    if i1 > i0:
+        _prefetch(flat, i1 - 1)
+
+
+@numba.njit(cache=True)
+def _prefetch_next(flat, nb, nt, h, w_, b, t, temporal, stride, rs, acc):
+    """Prefetch what the frame after (b, t) will read first: its coarse sample rows and,
+    within the same video, the rows of the boxes of frame t - 1 (generously widened)."""
+    row = w_ * 3
+    if t + 1 < nt:
+        b1, t1 = b, t + 1
+    elif b + 1 < nb:
+        b1, t1 = b + 1, 0
+    else:
+        return
+    base = (b1 * nt + t1) * h * row
+    if temporal and t1 >= 1:
+        ph = t1 % 4
+        for r in range(ph * stride, h, 4 * stride):
+            _prefetch_span(flat, base + r * row, base + (r + 1) * row)
+    else:
+        for r in rs:
+            _prefetch_span(flat, base + r * row, base + (r + 1) * row)
+    if b1 != b or t < 1:
+        return
+    e = 4 * stride
+    for k in range(acc.shape[2]):
+        a = acc[b, t - 1, k]
+        if a[7] < 0:
+            continue
+        c0 = max(int(a[8]) - e, 0) * 3
+        c1 = min(int(a[9]) + e + 1, w_) * 3
+        for r in range(max(int(a[6]) - e, 0), min(int(a[7]) + e + 1, h)):
+            _prefetch_span(flat, base + r * row + c0, base + r * row + c1)
+
+
+@numba.njit(cache=True, inline="always")
+def _words_bg(words, i0, n, pat):
+    """Whether ``n`` (a multiple of 3) uint64 words from ``i0`` all repeat ``pat (3,)``."""
+    x = np.uint64(0)
+    for i in range(0, n, 3):
+        x |= (words[i0 + i] ^ pat[0]) | (words[i0 + i + 1] ^ pat[1]) | (words[i0 + i + 2] ^ pat[2])
+    return x == 0
+
+
 @numba.njit(cache=True)
 def _parse_frames(
     frames, luma, bg, cols, gram_inv, stride, bg_tol, res_tol2, margin, lossy, cos_tol,
     min_memb, coarse_memb, temporal, acc, unk,
 ):  # fmt: skip
     """Accumulate memberships of frames (B, T, H, W, 3) uint8.
+
+    Where ``bg_tol == 0`` and W % 8 == 0 (a row is a whole number of 3-word blocks of 8
+    pixels), whole rows and blocks of 8 pixels are recognised as exact background, or as
+    a run of one exact colour, a uint64 word at a time.
 
     acc (B, T, K, 10): w, sx, sy, sxx, syy, sxy, rmin, rmax, cmin, cmax (pixel units).
     unk (B, T, 5): weight, sum r, sum g, sum b, count.
@@ -171,6 +248,13 @@ def _parse_frames(
     nb, nt, h, w_, _ = frames.shape
     k_n = cols.shape[0]
     use_luma = luma.shape[0] == nb
+    n_w = w_ * 3 // 8  # words per row
+    flat = frames.reshape(nb * nt * h * w_ * 3)
+    bg_int = True
+    for j in range(3):
+        bg_int = bg_int and 0.0 <= bg[j] <= 255.0 and bg[j] == np.floor(bg[j])
+    use_words = bg_tol == 0 and w_ % 8 == 0 and bg_int
+    words = flat.view(np.uint64) if use_words else np.zeros(0, dtype=np.uint64)
     memb = np.zeros(k_n)
     # Per-channel background tables: is value v within bg_tol of the background?
     okt = np.zeros((3, 256), dtype=np.bool_)
@@ -182,6 +266,16 @@ def _parse_frames(
     for k in range(k_n):
         for j in range(3):
             icols[k, j] = np.uint8(cols[k, j])
+    # Each colour's bytes over 8 pixels as 3 words (native byte order, like ``words``).
+    cbytes = np.empty((k_n, 24), dtype=np.uint8)
+    for k in range(k_n):
+        for i in range(24):
+            cbytes[k, i] = icols[k, i % 3]
+    cpat = cbytes.view(np.uint64)
+    bbytes = np.empty(24, dtype=np.uint8)
+    for i in range(24):
+        bbytes[i] = np.uint8(bg[i % 3]) if use_words else 0
+    pat = bbytes.view(np.uint64)
     # Coarse samples: a stride grid anchored on the first and last rows and columns, so
     # that objects entering or leaving are seen as soon as they reach the border.
     rs = np.unique(np.append(np.arange(0, h, stride), h - 1))
@@ -195,18 +289,28 @@ def _parse_frames(
             sr[i] = r
             sc[i] = c
             i += 1
-    # Sparse grids (twice the stride, four phases that together make the full grid) for
-    # frames after the first, whose known objects are looked for where they were.
-    stride2 = 2 * stride
+    # Sparse grids (every fourth row of the grid, four phases that together make the full
+    # grid: a quarter of the samples on a quarter of the rows, so a quarter of the memory)
+    # for frames after the first, whose known objects are looked for where they were.
+    stride4 = 4 * stride
     n_sp = np.zeros(4, dtype=np.int64)
     spr = np.empty((4, n_s), dtype=np.int64)
     spc = np.empty((4, n_s), dtype=np.int64)
     for ph in range(4):
-        for r in range((ph // 2) * stride, h, stride2):
-            for c in range((ph % 2) * stride, w_, stride2):
+        for r in range(ph * stride, h, stride4):
+            for c in range(0, w_, stride):
                 spr[ph, n_sp[ph]] = r
                 spc[ph, n_sp[ph]] = c
                 n_sp[ph] += 1
+    # End (exclusive) of each sample's row segment, to skip background rows at once.
+    se = np.empty(n_s, dtype=np.int64)
+    for i in range(n_s - 1, -1, -1):
+        se[i] = se[i + 1] if i + 1 < n_s and sr[i + 1] == sr[i] else i + 1
+    spe = np.empty((4, n_s), dtype=np.int64)
+    for ph in range(4):
+        for i in range(n_sp[ph] - 1, -1, -1):
+            same = i + 1 < n_sp[ph] and spr[ph, i + 1] == spr[ph, i]
+            spe[ph, i] = spe[ph, i + 1] if same else i + 1
     hits = np.empty(n_s, dtype=np.int64)
     pbox = np.zeros((k_n, 4), dtype=np.int64)
     box = np.zeros((k_n + 1, 4), dtype=np.int64)  # K colours then unknown; inclusive
@@ -218,6 +322,8 @@ def _parse_frames(
     for b in range(nb):
         for t in range(nt):
             f = frames[b, t]
+            fw0 = (b * nt + t) * h * n_w  # first word of the frame
+            _prefetch_next(flat, nb, nt, h, w_, b, t, temporal, stride, rs, acc)
             # Fast attempt: sparse grid plus boxes predicted from the previous frame; it is
             # kept only if no object reaches the edge of its box (else: full grid).
             fast = temporal and t >= 1
@@ -230,19 +336,33 @@ def _parse_frames(
                 n_hit = 0
                 if fast:
                     ph = t % 4
-                    for i in range(n_sp[ph]):
-                        r = spr[ph, i]
-                        c = spc[ph, i]
-                        if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
-                            hits[n_hit] = i
-                            n_hit += 1
+                    i = 0
+                    while i < n_sp[ph]:
+                        i_end = spe[ph, i]
+                        if use_words and _words_bg(words, fw0 + spr[ph, i] * n_w, n_w, pat):
+                            i = i_end
+                            continue
+                        for q in range(i, i_end):
+                            r = spr[ph, q]
+                            c = spc[ph, q]
+                            if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
+                                hits[n_hit] = q
+                                n_hit += 1
+                        i = i_end
                 else:
-                    for i in range(n_s):
-                        r = sr[i]
-                        c = sc[i]
-                        if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
-                            hits[n_hit] = i
-                            n_hit += 1
+                    i = 0
+                    while i < n_s:
+                        i_end = se[i]
+                        if use_words and _words_bg(words, fw0 + sr[i] * n_w, n_w, pat):
+                            i = i_end
+                            continue
+                        for q in range(i, i_end):
+                            r = sr[q]
+                            c = sc[q]
+                            if not (ok0[f[r, c, 0]] and ok1[f[r, c, 1]] and ok2[f[r, c, 2]]):
+                                hits[n_hit] = q
+                                n_hit += 1
+                        i = i_end
                 for q in range(n_hit):
                     if fast:
                         r = spr[t % 4, hits[q]]
@@ -259,7 +379,7 @@ def _parse_frames(
                             box[k, 1] = max(box[k, 1], r)
                             box[k, 2] = min(box[k, 2], c)
                             box[k, 3] = max(box[k, 3], c)
-                e = (stride2 if fast else stride) + margin
+                e = (stride4 if fast else stride) + margin
                 for k in range(k_n + 1):
                     if box[k, 1] >= 0:
                         box[k, 0] = max(box[k, 0] - e, 0)
@@ -335,6 +455,15 @@ def _parse_frames(
                         c = max(lo[iv], c_next)
                         c_end = hi[iv] + 1
                         while c < c_end:
+                            if use_words and (c & 7) == 0 and c + 8 <= c_end:
+                                iw = fw0 + r * n_w + (c >> 3) * 3
+                                if (
+                                    words[iw] == pat[0]
+                                    and words[iw + 1] == pat[1]
+                                    and words[iw + 2] == pat[2]
+                                ):  # 8 background pixels
+                                    c += 8
+                                    continue
                             p0 = f[r, c, 0]
                             p1 = f[r, c, 1]
                             p2 = f[r, c, 2]
@@ -349,6 +478,24 @@ def _parse_frames(
                             if exact >= 0:  # a run of interior pixels, summed in closed form
                                 c0 = c
                                 c += 1
+                                while (
+                                    c < c_end
+                                    and (c & 7) != 0
+                                    and f[r, c, 0] == p0
+                                    and f[r, c, 1] == p1
+                                    and f[r, c, 2] == p2
+                                ):
+                                    c += 1
+                                if use_words and (c & 7) == 0:  # 8 pixels at a time
+                                    iw = fw0 + r * n_w + (c >> 3) * 3
+                                    while (
+                                        c + 8 <= c_end
+                                        and words[iw] == cpat[exact, 0]
+                                        and words[iw + 1] == cpat[exact, 1]
+                                        and words[iw + 2] == cpat[exact, 2]
+                                    ):
+                                        c += 8
+                                        iw += 3
                                 while (
                                     c < c_end
                                     and f[r, c, 0] == p0
