@@ -276,6 +276,12 @@ def _parse_frames(
     for i in range(24):
         bbytes[i] = np.uint8(bg[i % 3]) if use_words else 0
     pat = bbytes.view(np.uint64)
+    ev = np.empty((k_n, 3))  # background minus each colour, and its squared norm
+    ee_ = np.empty(k_n)
+    for k in range(k_n):
+        for j in range(3):
+            ev[k, j] = bg[j] - cols[k, j]
+        ee_[k] = ev[k, 0] * ev[k, 0] + ev[k, 1] * ev[k, 1] + ev[k, 2] * ev[k, 2]
     # Coarse samples: a stride grid anchored on the first and last rows and columns, so
     # that objects entering or leaving are seen as soon as they reach the border.
     rs = np.unique(np.append(np.arange(0, h, stride), h - 1))
@@ -529,6 +535,41 @@ def _parse_frames(
                                     n_in >= 2, memb,
                                 )  # fmt: skip
                             else:
+                                # Best single colour inline (as in _decompose); the call only
+                                # for pairs of colours and unknown colours.
+                                d0 = bg[0] - float(p0)
+                                d1 = bg[1] - float(p1)
+                                d2 = bg[2] - float(p2)
+                                best_k = -1
+                                best_r = 1e30
+                                best_a = 0.0
+                                for k in range(k_n):
+                                    if ee_[k] == 0.0:
+                                        continue
+                                    a = (d0 * ev[k, 0] + d1 * ev[k, 1] + d2 * ev[k, 2]) / ee_[k]
+                                    a = min(max(a, 0.0), 1.0)
+                                    r0 = d0 - a * ev[k, 0]
+                                    r1 = d1 - a * ev[k, 1]
+                                    r2 = d2 - a * ev[k, 2]
+                                    rr = r0 * r0 + r1 * r1 + r2 * r2
+                                    if rr < best_r:
+                                        best_r = rr
+                                        best_k = k
+                                        best_a = a
+                                if best_r <= res_tol2:
+                                    k = best_k
+                                    if (
+                                        best_a > min_memb
+                                        and box[k, 0] <= r <= box[k, 1]
+                                        and box[k, 2] <= c <= box[k, 3]
+                                    ):
+                                        rw[k, 0] += best_a
+                                        rw[k, 1] += best_a * x
+                                        rw[k, 2] += best_a * x * x
+                                        cmin[k] = min(cmin[k], c)
+                                        cmax[k] = max(cmax[k], c)
+                                    c += 1
+                                    continue
                                 u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
                             if u > 0.0:
                                 unk[b, t, 0] += u
