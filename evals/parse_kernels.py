@@ -188,16 +188,21 @@ def _prefetch_span(flat, i0, i1):
         _prefetch(flat, i1 - 1)
 
 
+PREFETCH_AHEAD = 2  # frames between the one parsed and the one prefetched
+
+
 @numba.njit(cache=True)
 def _prefetch_next(flat, nb, nt, h, w_, b, t, temporal, stride, rs, acc):
-    """Prefetch what the frame after (b, t) will read first: its coarse sample rows and,
-    within the same video, the rows of the boxes of frame t - 1 (generously widened)."""
+    """Prefetch what the frame ``PREFETCH_AHEAD`` after (b, t) will read first: its coarse
+    sample rows and, within the same video, the boxes of frame t - 1 (generously widened)."""
     row = w_ * 3
-    if t + 1 < nt:
-        b1, t1 = b, t + 1
+    if t + PREFETCH_AHEAD < nt:
+        b1, t1 = b, t + PREFETCH_AHEAD
     elif b + 1 < nb:
-        b1, t1 = b + 1, 0
+        b1, t1 = b + 1, t + PREFETCH_AHEAD - nt
     else:
+        return
+    if t1 >= nt:
         return
     base = (b1 * nt + t1) * h * row
     if temporal and t1 >= 1:
