@@ -441,7 +441,13 @@ def _parse_frames(
                     acc[b, t, k, 8] = w_
                     acc[b, t, k, 9] = -1
                 # Fine pass: per row, the union of the boxes' column intervals (each pixel once).
-                for r in range(h):
+                r_lo = h
+                r_hi = -1
+                for k in range(k_n + 1):
+                    if box[k, 1] >= 0:
+                        r_lo = min(r_lo, box[k, 0])
+                        r_hi = max(r_hi, box[k, 1])
+                for r in range(r_lo, r_hi + 1):
                     n_iv = 0
                     for k in range(k_n + 1):
                         if box[k, 1] >= 0 and box[k, 0] <= r <= box[k, 1]:
