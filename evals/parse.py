@@ -259,23 +259,19 @@ def _tracks_from_acc(acc, unk, cols, obj_col, res, cfg: ParseConfig) -> list[Tra
     counts = np.bincount(obj_col, minlength=cols.shape[0])
     colors = cols[obj_col].astype(np.uint8)
     shared = counts[obj_col] > 1
-    return [
-        Tracks(
-            pos[b],
-            area[b],
-            rad[b],
-            mom[b],
-            shp[b],
-            vis[b],
-            inv[b],
-            unk_area[b],
-            unk_rgb[b],
-            colors,
-            shared,
-            int(res),
+    res = int(res)
+    # Same fields as Tracks(...), without the frozen dataclass's per-field __init__ cost
+    # (a batch of short videos creates many of them).
+    out = []
+    for b in range(nb):
+        tr = object.__new__(Tracks)
+        tr.__dict__.update(
+            positions=pos[b], areas=area[b], radii=rad[b], moments=mom[b], shapes=shp[b],
+            visible=vis[b], in_view=inv[b], unknown_area=unk_area[b], unknown_rgb=unk_rgb[b],
+            colors=colors, shared_color=shared, resolution=res,
         )  # fmt: skip
-        for b in range(nb)
-    ]
+        out.append(tr)
+    return out
 
 
 _LOG_REF = np.log(np.array([MOMENT_RATIO[s] for s in world.SHAPES]))
