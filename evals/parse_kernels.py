@@ -92,6 +92,32 @@ def _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
     return min(m, 1.0)
 
 
+@numba.njit(cache=True, inline="always")
+def _best_single(p0, p1, p2, bg, ev, ee_):
+    """Best single colour of one pixel as in :func:`_decompose`: (k, residual², membership);
+    ``ev (K, 3)`` background minus each colour, ``ee_ (K,)`` its squared norm."""
+    d0 = bg[0] - float(p0)
+    d1 = bg[1] - float(p1)
+    d2 = bg[2] - float(p2)
+    best_k = -1
+    best_r = 1e30
+    best_a = 0.0
+    for k in range(ev.shape[0]):
+        if ee_[k] == 0.0:
+            continue
+        a = (d0 * ev[k, 0] + d1 * ev[k, 1] + d2 * ev[k, 2]) / ee_[k]
+        a = min(max(a, 0.0), 1.0)
+        r0 = d0 - a * ev[k, 0]
+        r1 = d1 - a * ev[k, 1]
+        r2 = d2 - a * ev[k, 2]
+        rr = r0 * r0 + r1 * r1 + r2 * r2
+        if rr < best_r:
+            best_r = rr
+            best_k = k
+            best_a = a
+    return best_k, best_r, best_a
+
+
 @numba.njit(cache=True)
 def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, pair_first, out):
     """Like :func:`_decompose` for lossy frames: luma membership, chroma-direction colour.
@@ -381,9 +407,19 @@ def _parse_frames(
                     else:
                         r = sr[hits[q]]
                         c = sc[hits[q]]
-                    u = _decompose(
-                        f[r, c, 0], f[r, c, 1], f[r, c, 2], bg, cols, gram_inv, res_tol2, memb
-                    )
+                    p0 = f[r, c, 0]
+                    p1 = f[r, c, 1]
+                    p2 = f[r, c, 2]
+                    if coarse_memb >= 0.0:  # one colour explains it: no call (as _decompose)
+                        best_k, best_r, best_a = _best_single(p0, p1, p2, bg, ev, ee_)
+                        if best_r <= res_tol2:
+                            if best_a > coarse_memb:
+                                box[best_k, 0] = min(box[best_k, 0], r)
+                                box[best_k, 1] = max(box[best_k, 1], r)
+                                box[best_k, 2] = min(box[best_k, 2], c)
+                                box[best_k, 3] = max(box[best_k, 3], c)
+                            continue
+                    u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, memb)
                     for k in range(k_n + 1):
                         if (u > coarse_memb) if k == k_n else (memb[k] > coarse_memb):
                             box[k, 0] = min(box[k, 0], r)
