@@ -30,6 +30,14 @@ from physim.scenarios.base import (
 _S_R, _S_V, _S_X, _S_Y, _S_R2, _S_V2, _S_D = range(7)
 
 
+def _check_ranges(spec) -> None:
+    """Radius ranges must be positive, speed ranges non-negative; none empty."""
+    for k in ("r_id", "r_low", "r_high"):
+        check_interval(k, getattr(spec, k), lo=1e-6)
+    for k in ("v_id", "v_low", "v_high"):
+        check_interval(k, getattr(spec, k))
+
+
 def _stream(s: int, attempt: int) -> int:
     return s + rng.RETRY_STRIDE * attempt
 
@@ -68,10 +76,7 @@ class OneBall(DiscScenario):
 
     def __post_init__(self):
         super().__post_init__()
-        for k in ("r_id", "r_low", "r_high"):
-            check_interval(k, getattr(self, k), lo=1e-6)
-        for k in ("v_id", "v_low", "v_high"):
-            check_interval(k, getattr(self, k))
+        _check_ranges(self)
         if max(self.r_id[1], self.r_high[1]) > 4.5:
             raise ValueError("radius above 4.5 cannot fit the box")
         if self.start not in ("any", "top"):
@@ -193,10 +198,7 @@ class Collision(DiscScenario):
 
     def __post_init__(self):
         super().__post_init__()
-        for k in ("r_id", "r_low", "r_high"):
-            check_interval(k, getattr(self, k), lo=1e-6)
-        for k in ("v_id", "v_low", "v_high"):
-            check_interval(k, getattr(self, k))
+        _check_ranges(self)
         for c in self.colors:
             world.color_rgb(c)
         if self.min_pre + self.min_post > self.n_frames:
