@@ -183,3 +183,11 @@ def test_unknown_split_and_bad_grid_index():
         spec.batch(0, "test", [0])
     with pytest.raises(ValueError, match="grid size"):
         spec.batch(0, "id", [spec.size("id")])
+
+
+def test_collision_holdout_widest_box_generates_and_avoids_the_box():
+    spec = physim.scenario("collision_holdout", holdout=(((1.1, 3.9), (1.1, 3.9)),))
+    b = spec.batch(0, "train", np.arange(3000))
+    assert len(b) == 3000
+    v1, v2 = b.params["v1"], b.params["v2"]
+    assert not np.any((v1 >= 1.1) & (v1 <= 3.9) & (v2 >= 1.1) & (v2 <= 3.9))
