@@ -42,11 +42,14 @@ def plot_scaling(rows, run, out: Path) -> Path | None:
         for j, split in enumerate(("id", "ood")):
             ax = axes[i, j]
             for m in ("S", "B", "L"):
-                ys = [_err(rows, run=run, scenario=sc, size=m, data=d, group=split)
-                      for d in order]
+                ys = [_err(rows, run=run, scenario=sc, size=m, data=d, group=split) for d in order]
                 if any(y is not None for y in ys):
-                    ax.plot(order, [np.nan if y is None else y for y in ys], "o-",
-                            label=f"DiT-{m} (ours)")
+                    ax.plot(
+                        order,
+                        [np.nan if y is None else y for y in ys],
+                        "o-",
+                        label=f"DiT-{m} (ours)",
+                    )
             e = f"{sc}-eval"
             for k, style in zip(REFERENCES, ("k--", "r:"), strict=True):
                 y = _err(rows, run=run, model_or_ref=k, eval=e, group=split)
@@ -70,7 +73,14 @@ def plot_scaling(rows, run, out: Path) -> Path | None:
 
 
 def plot_errors(rows, out: Path) -> Path | None:
-    cells = _get(rows, kind="model", group="all")
+    # Only cells with a velocity error (combinatorial scenes have none: abnormality only).
+    cells = [
+        r
+        for r in _get(rows, kind="model", group="all")
+        if any(
+            _err(rows, run=r["run"], cell=r["cell"], eval=r["eval"], group=g) for g in ("id", "ood")
+        )
+    ]
     if not cells:
         return None
     plt = _plt()
@@ -78,12 +88,18 @@ def plot_errors(rows, out: Path) -> Path | None:
     x = np.arange(len(cells))
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(cells) + 3), 4))
     for k, split in enumerate(("id", "ood")):
-        ys = [_err(rows, run=r["run"], cell=r["cell"], eval=r["eval"], group=split) or np.nan
-              for r in cells]
+        ys = [
+            _err(rows, run=r["run"], cell=r["cell"], eval=r["eval"], group=split) or np.nan
+            for r in cells
+        ]
         ax.bar(x + (k - 0.5) * 0.4, ys, 0.4, label=f"{split.upper()} (ours)")
     for k, c in zip(REFERENCES, ("k", "r"), strict=True):
-        vals = [v for r in cells for v in [_err(rows, run=r["run"], model_or_ref=k,
-                                                eval=r["eval"], group="all")] if v]
+        vals = [
+            v
+            for r in cells
+            for v in [_err(rows, run=r["run"], model_or_ref=k, eval=r["eval"], group="all")]
+            if v
+        ]
         if vals:
             ax.axhline(float(np.mean(vals)), color=c, ls="--", lw=1, label=f"{k} (reference)")
     ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)

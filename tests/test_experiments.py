@@ -186,3 +186,15 @@ def test_micro_pipeline_end_to_end(tmp_path):
     rep = tmp_path / "run" / "report"
     assert (rep / "report.md").is_file() and list((rep / "strips").glob("*.gif"))
     assert (rep / "error_vs_data.png").is_file()
+
+
+def test_error_plot_skips_runs_without_velocity_errors(tmp_path):
+    # Combinatorial cells are scored for abnormality only: no velocity error to plot.
+    from evals.compare_plots import plot_errors
+
+    base = dict(run="r", cell="c", eval="comb-eval", kind="model")
+    rows = [{**base, "group": g, "velocity_error": None} for g in ("all", "id", "ood")]
+    assert plot_errors(rows, tmp_path) is None
+    rows = [{**base, "group": g, "velocity_error": 0.5} for g in ("all", "id", "ood")]
+    assert plot_errors(rows, tmp_path) == tmp_path / "errors.png"
+    assert (tmp_path / "errors.png").stat().st_size > 0
