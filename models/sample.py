@@ -3,6 +3,10 @@
 ``physim sample --workdir W --data EVALDIR --out GEN [--steps N]`` writes, for every video
 of the physim dataset EVALDIR, ``GEN/{id}.npy``: the full-length uint8 (T, R, R, 3) video
 at the model's resolution, its first ``n_cond`` frames copied from the data.
+
+Given a VAE workdir instead, the same command writes the VAE's reconstructions of the
+whole videos (posterior mean, decoded; no frame copied from the data), so that
+``physim evaluate GEN --truth EVALDIR`` measures how much physics the VAE keeps.
 """
 
 from __future__ import annotations
@@ -77,6 +81,51 @@ def _generate(s: Sampler, video, keys, steps):
     return _JIT[k](s.params, frozen, video, keys)
 
 
+@dataclasses.dataclass
+class Reconstructor:
+    """A trained VAE (EMA weights) that reconstructs videos; build with :func:`load_vae`."""
+
+    cfg: object
+    params: dict
+    parts: tuple  # (graphdef, template, rest) of the VAE
+
+    def reconstruct(self, videos) -> np.ndarray:
+        """uint8 (B, T, R, R, 3) -> uint8 (B, T, R, R, 3): decode(posterior mean(encode))."""
+        d = self.cfg.data
+        videos = np.asarray(videos)
+        if videos.ndim != 5 or videos.shape[2:] != (d.resolution, d.resolution, 3) or (
+                videos.shape[1] % self.cfg.vae.temporal_down):
+            raise ValueError(f"videos must be (B, T, {d.resolution}, {d.resolution}, 3) uint8 "
+                             f"with T a multiple of {self.cfg.vae.temporal_down}, got "
+                             f"{videos.shape}")
+        return np.array(_reconstruct(self, jnp.asarray(videos)))
+
+
+def _reconstruct(r: Reconstructor, videos):
+    k = (id(r), "recon")
+    if k not in _JIT:
+        g, t, rest = r.parts
+
+        def f(params, v):
+            vae = train.merge(g, t, rest, params)
+            y = vae.decode(vae.encode(train.to_float(v))[0])  # posterior mean, decoded
+            return jnp.clip(jnp.round((y + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+        _JIT[k] = jax.jit(f)
+    return _JIT[k](r.params, videos)
+
+
+def load_vae(workdir: str, step: int | None = None, ema: bool = True) -> Reconstructor:
+    """The VAE of a training ``workdir`` (latest checkpoint, EMA weights by default)."""
+    meta, step = checkpoint.read_meta(workdir, step)
+    cfg = train.resolve_precision(checkpoint.config_of(meta))
+    if cfg.model != "vae":
+        raise ValueError(f"{workdir} holds a {cfg.model!r} run, not a VAE")
+    g, _, r, t = train.split_params(train.build_model(cfg))
+    from flax import nnx
+    params, _ = checkpoint.load_weights(workdir, nnx.to_pure_dict(t), step, ema=ema)
+    return Reconstructor(cfg, params, (g, t, r))
+
+
 def load(workdir: str, step: int | None = None, ema: bool = True) -> Sampler:
     """The DiT of a training ``workdir`` (latest checkpoint, EMA weights by default)."""
     meta, step = checkpoint.read_meta(workdir, step)
@@ -95,8 +144,10 @@ def load(workdir: str, step: int | None = None, ema: bool = True) -> Sampler:
 
 def add_parser(subparsers) -> None:
     """Register the ``sample`` subcommand."""
-    p = subparsers.add_parser("sample", help="roll out a trained DiT on a physim dataset")
-    p.add_argument("--workdir", required=True, help="training workdir of a DiT")
+    p = subparsers.add_parser("sample", help="roll out a trained DiT on a physim dataset "
+                              "(or reconstruct it with a trained VAE)")
+    p.add_argument("--workdir", required=True,
+                   help="training workdir of a DiT (rollouts) or a VAE (reconstructions)")
     p.add_argument("--data", required=True, help="physim dataset dir (e.g. an eval split)")
     p.add_argument("--out", required=True, help="folder for {id}.npy videos")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: config)")
@@ -111,20 +162,30 @@ def run_sample(args) -> int:
 
     import physim.dataset
 
-    s = load(args.workdir)
+    meta, _ = checkpoint.read_meta(args.workdir)
+    is_vae = checkpoint.config_of(meta).model == "vae"
+    s = load_vae(args.workdir) if is_vae else load(args.workdir)
     d = s.cfg.data
     ds = physim.dataset.open(args.data)
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
     ids = ds.ids[:n]
     os.makedirs(args.out, exist_ok=True)
     key = jax.random.key(args.seed)
-    for lo in tqdm(range(0, n, args.batch), desc="sample"):
+    for lo in tqdm(range(0, n, args.batch), desc="reconstruct" if is_vae else "sample"):
         idx = list(range(lo, min(lo + args.batch, n)))
-        cond = np.stack([ds.frames(i, resolution=d.resolution, n_frames=d.n_cond) for i in idx])
         rows = len(idx)
-        if rows < args.batch:  # pad to a fixed batch: one compilation
-            cond = np.concatenate([cond, np.repeat(cond[-1:], args.batch - rows, 0)])
-        videos = s.generate(cond, jax.random.fold_in(key, lo), args.steps)[:rows]
+        if is_vae:
+            full = np.stack([ds.frames(i, resolution=d.resolution, n_frames=d.frames)
+                             for i in idx])
+            if rows < args.batch:  # pad to a fixed batch: one compilation
+                full = np.concatenate([full, np.repeat(full[-1:], args.batch - rows, 0)])
+            videos = s.reconstruct(full)[:rows]
+        else:
+            cond = np.stack([ds.frames(i, resolution=d.resolution, n_frames=d.n_cond)
+                             for i in idx])
+            if rows < args.batch:  # pad to a fixed batch: one compilation
+                cond = np.concatenate([cond, np.repeat(cond[-1:], args.batch - rows, 0)])
+            videos = s.generate(cond, jax.random.fold_in(key, lo), args.steps)[:rows]
         for i, v in zip(idx, videos, strict=True):
             path = os.path.join(args.out, f"{ids[i]}.npy")
             np.save(path + ".tmp.npy", v, allow_pickle=False)
