@@ -27,6 +27,8 @@ class DataConfig:
     n_cond: int = 3  # conditioning frames (3 basic scenarios, 1 combinatorial)
     flip: bool = True  # random horizontal flip, the paper's only augmentation
     seed: int = 0  # order of examples and flips
+    clip: str = "start"  # videos longer than ``frames``: "start" (first frames) or "random"
+    #   (a random window; e.g. a VAE trained on short clips of the full videos)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,7 @@ class VAEConfig:
     temporal_down: int = 4  # 1, 2 or 4 (causal)
     latent_channels: int = 4
     widths: tuple[int, ...] = (64, 128, 256, 256)  # per resolution level
+    temporal_kernel: int = 3  # 3: causal 3x3x3 convs; 1: per-frame 1x3x3 (temporal_down 1)
     kl_weight: float = 1e-6
     dtype: str = "float32"
 
@@ -126,11 +129,16 @@ def validate(cfg: Config) -> None:
     d, n, v = cfg.data, cfg.dit, cfg.vae
     if cfg.model not in ("dit", "vae"):
         raise ValueError(f"model must be 'dit' or 'vae', got {cfg.model!r}")
-    if not 0 < d.n_cond < d.frames:
+    if d.clip not in ("start", "random"):
+        raise ValueError(f"data.clip must be 'start' or 'random', got {d.clip!r}")
+    if cfg.model == "dit" and not 0 < d.n_cond < d.frames:  # a VAE has no conditioning
         raise ValueError(f"data.n_cond={d.n_cond} must be in [1, frames={d.frames})")
     if v.spatial_down not in (1, 2, 4, 8) or v.temporal_down not in (1, 2, 4):
         raise ValueError(f"vae.spatial_down must be 4 or 8 (or 1/2) and temporal_down 1, 2 or 4, "
                          f"got {v.spatial_down}, {v.temporal_down}")
+    if v.temporal_kernel not in (1, 3) or (v.temporal_kernel == 1 and v.temporal_down != 1):
+        raise ValueError(f"vae.temporal_kernel must be 3, or 1 with temporal_down 1; got "
+                         f"{v.temporal_kernel} with temporal_down {v.temporal_down}")
     if d.resolution % v.spatial_down or d.frames % v.temporal_down:
         raise ValueError(f"data {d.frames}x{d.resolution}^2 not divisible by vae downsampling "
                          f"{v.temporal_down}x{v.spatial_down}")
@@ -220,6 +228,15 @@ PRESETS: dict[str, Config] = {
         name="vae-f4t2-32", model="vae", data=DataConfig(resolution=32),
         vae=VAEConfig(spatial_down=4, temporal_down=2, latent_channels=4, widths=(32, 64, 64)),
         train=TrainConfig(steps=5000, batch_size=8, lr=3e-4, warmup=200, ema_decay=0.999)),
+    # A per-frame VAE (temporal 1, like the paper's image VAE) for 32-px videos, trained on
+    # random single frames; reconstructs videos of any length.
+    "vae-f4t1-32": Config(
+        name="vae-f4t1-32", model="vae",
+        data=DataConfig(resolution=32, frames=1, clip="random"),
+        vae=VAEConfig(spatial_down=4, temporal_down=1, latent_channels=8, widths=(32, 64, 64),
+                      temporal_kernel=1),
+        train=TrainConfig(steps=3000, batch_size=32, lr=1e-3, warmup=100, ema_decay=0.999,
+                          log_every=25, ckpt_every=250, keep=3)),
     "vae-test": Config(
         name="vae-test", model="vae", data=_TEST_DATA,
         vae=VAEConfig(spatial_down=4, temporal_down=2, latent_channels=4, widths=(8, 8, 8)),

@@ -149,16 +149,20 @@ class BatchIterator:
     """Endless uint8 batches (B_local, T, R, R, 3); batch k depends only on (seed, k).
 
     Finite sources are visited in a fresh permutation per epoch; each video is flipped
-    horizontally with probability 1/2 when ``flip``. With several processes each takes its
-    contiguous slice of the global batch.
+    horizontally with probability 1/2 when ``flip``. Videos longer than ``frames`` give
+    their first ``frames`` frames (``clip="start"``) or a window at a random offset
+    (``clip="random"``). With several processes each takes its contiguous slice of the
+    global batch.
     """
 
     def __init__(self, source, batch_size: int, frames: int, *, seed: int = 0, flip: bool = True,
-                 process_index: int = 0, process_count: int = 1):
+                 clip: str = "start", process_index: int = 0, process_count: int = 1):
         if batch_size % process_count:
             raise ValueError(f"batch_size {batch_size} not divisible by {process_count} processes")
+        if clip not in ("start", "random"):
+            raise ValueError(f"data.clip must be 'start' or 'random', got {clip!r}")
         self.source, self.batch_size, self.frames = source, batch_size, frames
-        self.seed, self.flip = seed, flip
+        self.seed, self.flip, self.clip = seed, flip, clip
         self.lo = process_index * batch_size // process_count
         self.hi = (process_index + 1) * batch_size // process_count
         self.step = 0
@@ -182,7 +186,11 @@ class BatchIterator:
             video = np.asarray(self.source[self._index(g)])
             if video.shape[0] < self.frames:
                 raise ValueError(f"video has {video.shape[0]} frames, need {self.frames}")
-            video = video[: self.frames]
+            t0 = 0
+            if self.clip == "random" and video.shape[0] > self.frames:
+                t0 = int(np.random.default_rng([self.seed, 2, g]).integers(
+                    video.shape[0] - self.frames + 1))
+            video = video[t0 : t0 + self.frames]
             if self.flip and np.random.default_rng([self.seed, 1, g]).random() < 0.5:
                 video = video[:, :, ::-1]
             out.append(video)

@@ -5,7 +5,9 @@ of the physim dataset EVALDIR, ``GEN/{id}.npy``: the full-length uint8 (T, R, R,
 at the model's resolution, its first ``n_cond`` frames copied from the data.
 
 Given a VAE workdir instead, the same command writes the VAE's reconstructions of the
-whole videos (posterior mean, decoded; no frame copied from the data), so that
+whole videos, all their frames (posterior mean, decoded; no frame copied from the data;
+a VAE trained on short clips reconstructs any length that its temporal downsampling
+divides), so that
 ``physim evaluate GEN --truth EVALDIR`` measures how much physics the VAE keeps.
 """
 
@@ -175,8 +177,7 @@ def run_sample(args) -> int:
         idx = list(range(lo, min(lo + args.batch, n)))
         rows = len(idx)
         if is_vae:
-            full = np.stack([ds.frames(i, resolution=d.resolution, n_frames=d.frames)
-                             for i in idx])
+            full = np.stack([ds.frames(i, resolution=d.resolution) for i in idx])
             if rows < args.batch:  # pad to a fixed batch: one compilation
                 full = np.concatenate([full, np.repeat(full[-1:], args.batch - rows, 0)])
             videos = s.reconstruct(full)[:rows]

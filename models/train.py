@@ -176,7 +176,8 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
         it = source
     else:
         it = data.BatchIterator(source, tc.batch_size, cfg.data.frames, seed=cfg.data.seed,
-                                flip=cfg.data.flip, process_index=jax.process_index(),
+                                flip=cfg.data.flip, clip=cfg.data.clip,
+                                process_index=jax.process_index(),
                                 process_count=jax.process_count())
 
     graphdef, params, rest, template = split_params(build_model(cfg, seed=tc.seed))

@@ -3,7 +3,9 @@
 Encoder: per level a residual block then a stride-2 causal 3D conv (spatially always,
 temporally on the last log2(temporal_down) levels), ending in a Gaussian posterior over
 ``latent_channels``. Decoder mirrors it, upsampling by conv + depth-to-space
-("channel to space", as the paper's VAE decoder). Convolutions are causal in time
+("channel to space", as the paper's VAE decoder). With ``temporal_kernel=1`` (and no
+temporal downsampling) every convolution is per frame: an image VAE applied frame by
+frame, like the paper's. Otherwise convolutions are causal in time
 (the first frame is repeated as head padding, MAGVIT-v2 https://arxiv.org/abs/2310.05737)
 and group norms are per frame, so frame t never sees frames after it.
 Loss = MSE reconstruction + ``kl_weight`` · KL(q(z|x) || N(0, I)) (no GAN, no LPIPS).
@@ -48,10 +50,12 @@ class FrameNorm(nnx.Module):
 
 
 class ResBlock(nnx.Module):
-    def __init__(self, cin, cout, *, dtype, rngs):
-        self.n1, self.c1 = FrameNorm(cin, rngs=rngs), CausalConv(cin, cout, dtype=dtype, rngs=rngs)
-        self.n2, self.c2 = FrameNorm(cout, rngs=rngs), CausalConv(cout, cout, dtype=dtype,
-                                                                 rngs=rngs)
+    def __init__(self, cin, cout, kt=3, *, dtype, rngs):
+        k = (kt, 3, 3)
+        self.n1 = FrameNorm(cin, rngs=rngs)
+        self.c1 = CausalConv(cin, cout, k, dtype=dtype, rngs=rngs)
+        self.n2 = FrameNorm(cout, rngs=rngs)
+        self.c2 = CausalConv(cout, cout, k, dtype=dtype, rngs=rngs)
         self.skip = (CausalConv(cin, cout, (1, 1, 1), dtype=dtype, rngs=rngs)
                      if cin != cout else None)
 
@@ -72,16 +76,17 @@ def _levels(cfg: VAEConfig) -> list[tuple[int, int]]:
 
 class Encoder(nnx.Module):
     def __init__(self, cfg: VAEConfig, *, dtype, rngs):
-        w = cfg.widths
-        self.conv_in = CausalConv(3, w[0], dtype=dtype, rngs=rngs)
+        w, kt = cfg.widths, cfg.temporal_kernel
+        k = (kt, 3, 3)
+        self.conv_in = CausalConv(3, w[0], k, dtype=dtype, rngs=rngs)
         self.res, self.down = nnx.List(), nnx.List()
         for i, (st, ss) in enumerate(_levels(cfg)):
-            self.res.append(ResBlock(w[i], w[i], dtype=dtype, rngs=rngs))
-            self.down.append(CausalConv(w[i], w[i + 1], (3, 3, 3), (st, ss, ss), dtype=dtype,
+            self.res.append(ResBlock(w[i], w[i], kt, dtype=dtype, rngs=rngs))
+            self.down.append(CausalConv(w[i], w[i + 1], k, (st, ss, ss), dtype=dtype,
                                         rngs=rngs))
-        self.mid = ResBlock(w[-1], w[-1], dtype=dtype, rngs=rngs)
+        self.mid = ResBlock(w[-1], w[-1], kt, dtype=dtype, rngs=rngs)
         self.norm = FrameNorm(w[-1], rngs=rngs)
-        self.out = CausalConv(w[-1], 2 * cfg.latent_channels, dtype=dtype, rngs=rngs)
+        self.out = CausalConv(w[-1], 2 * cfg.latent_channels, k, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
         h = self.conv_in(x)  # (B, T, H, W, w0)
@@ -94,17 +99,18 @@ class Encoder(nnx.Module):
 
 class Decoder(nnx.Module):
     def __init__(self, cfg: VAEConfig, *, dtype, rngs):
-        w = cfg.widths
+        w, kt = cfg.widths, cfg.temporal_kernel
+        k = (kt, 3, 3)
         self.levels = _levels(cfg)
-        self.conv_in = CausalConv(cfg.latent_channels, w[-1], dtype=dtype, rngs=rngs)
-        self.mid = ResBlock(w[-1], w[-1], dtype=dtype, rngs=rngs)
+        self.conv_in = CausalConv(cfg.latent_channels, w[-1], k, dtype=dtype, rngs=rngs)
+        self.mid = ResBlock(w[-1], w[-1], kt, dtype=dtype, rngs=rngs)
         self.up, self.res = nnx.List(), nnx.List()
         for i in reversed(range(len(self.levels))):
             st, ss = self.levels[i]
-            self.up.append(CausalConv(w[i + 1], w[i] * st * ss * ss, dtype=dtype, rngs=rngs))
-            self.res.append(ResBlock(w[i], w[i], dtype=dtype, rngs=rngs))
+            self.up.append(CausalConv(w[i + 1], w[i] * st * ss * ss, k, dtype=dtype, rngs=rngs))
+            self.res.append(ResBlock(w[i], w[i], kt, dtype=dtype, rngs=rngs))
         self.norm = FrameNorm(w[0], rngs=rngs)
-        self.out = CausalConv(w[0], 3, dtype=dtype, rngs=rngs)
+        self.out = CausalConv(w[0], 3, k, dtype=dtype, rngs=rngs)
 
     def __call__(self, z):
         h = self.mid(self.conv_in(z))  # (B, t, h, w, w_last)

@@ -216,3 +216,21 @@ def test_sample_cli_writes_full_length_videos(overfit_run, tiny_dataset, tmp_pat
     i = ds.ids.index(files[0][:-4])
     np.testing.assert_array_equal(v[: d.n_cond], ds.frames(i, resolution=d.resolution,
                                                             n_frames=d.n_cond))
+
+
+def test_random_clips_are_windows_of_the_videos():
+    src = data.SyntheticSource(16, 12)
+    start = data.BatchIterator(src, 4, 4, seed=3, flip=False).batch(0)
+    rand = data.BatchIterator(src, 4, 4, seed=3, flip=False, clip="random")
+    b = rand.batch(0)
+    np.testing.assert_array_equal(b, rand.batch(0))  # a function of (seed, k)
+    offsets = []
+    for j in range(4):
+        full = src[j]
+        hits = [t for t in range(9) if np.array_equal(full[t : t + 4], b[j])]
+        assert hits, "a random clip must be a window of its video"
+        offsets.append(hits[0])
+        np.testing.assert_array_equal(start[j], full[:4])
+    assert any(o > 0 for o in offsets)
+    with pytest.raises(ValueError, match="clip"):
+        data.BatchIterator(src, 4, 4, clip="middle")

@@ -49,6 +49,34 @@ def test_vae_is_causal_in_time():
     np.testing.assert_allclose(dx[:, :6], dy[:, :6], atol=1e-6)
 
 
+def test_per_frame_vae_sees_only_its_frame():
+    cfg = configs.VAEConfig(spatial_down=4, temporal_down=1, latent_channels=3, widths=(4, 4, 4),
+                            temporal_kernel=1)
+    graphdef, state = nnx.split(VAE(cfg, rngs=nnx.Rngs(0)))
+    rec = jax.jit(lambda x: nnx.merge(graphdef, state).decode(
+        nnx.merge(graphdef, state).encode(x)[0]))
+    x = jax.random.normal(jax.random.key(0), (1, 4, 8, 8, 3))
+    full = rec(x)
+    for t in range(4):  # each frame alone gives the same reconstruction
+        np.testing.assert_allclose(rec(x[:, t : t + 1]), full[:, t : t + 1], atol=1e-5)
+    causal = configs.VAEConfig(spatial_down=4, temporal_down=1, latent_channels=3,
+                               widths=(4, 4, 4))  # 3x3x3: frame 1 sees frame 0
+    g2, s2 = nnx.split(VAE(causal, rngs=nnx.Rngs(0)))
+    r2 = nnx.merge(g2, s2)
+    assert float(jnp.abs(r2.encode(x)[0][:, 1] - r2.encode(x[:, 1:2])[0][:, 0]).max()) > 1e-4
+
+
+def test_bad_vae_configs_raise():
+    with pytest.raises(ValueError, match="temporal_kernel"):
+        configs.Config(name="x", model="vae", vae=configs.VAEConfig(temporal_kernel=1))
+    with pytest.raises(ValueError, match="temporal_kernel"):
+        configs.Config(name="x", model="vae", vae=configs.VAEConfig(
+            temporal_down=1, temporal_kernel=2))
+    with pytest.raises(ValueError, match="clip"):
+        configs.Config(name="x", model="vae", data=configs.DataConfig(clip="middle"),
+                       vae=configs.VAEConfig())
+
+
 def test_bad_widths_raise():
     with pytest.raises(ValueError, match="widths"):
         VAE(configs.VAEConfig(spatial_down=8, widths=(4, 4)), rngs=nnx.Rngs(0))
@@ -92,9 +120,9 @@ def test_sample_cli_on_a_vae_writes_reconstructions(tmp_path):
     ds = physim.dataset.open(str(ds_dir))
     assert sorted(os.listdir(out)) == sorted(f"{i}.npy" for i in ds.ids)
     r = sample.load_vae(str(tmp_path / "vae"))
-    frames = ds.frames(0, resolution=16, n_frames=4)
+    frames = ds.frames(0, resolution=16)  # full length, though trained on 4-frame clips
     v = np.load(out / f"{ds.ids[0]}.npy", allow_pickle=False)
-    assert v.shape == (4, 16, 16, 3) and v.dtype == np.uint8
+    assert v.shape == (32, 16, 16, 3) and v.dtype == np.uint8
     # Every frame is the VAE's own output (nothing copied from the data), batch-independent.
     np.testing.assert_array_equal(v, r.reconstruct(frames[None])[0])
     with pytest.raises(ValueError, match="multiple of 2"):
