@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -199,10 +201,84 @@ def _prefetch(typingctx, arr, idx):
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
         )
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        # Locality 1 (prefetcht2: to the outer caches, not L1): the frames ahead are read
+        # ~10 us later, and filling L1 with them presumably evicts lines being parsed (measured:
+        # locality 3 made a parse streaming from memory ~1.7x slower than locality 1 or 2).
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(1), i32(1)])
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def _load_u64(typingctx, arr, idx):
+    """The 8 bytes of ``arr[idx:idx + 8]`` (1-D uint8, any alignment) as one native uint64."""
+    sig = types.uint64(arr, types.intp)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        i64 = ir.IntType(64)
+        return builder.load(builder.bitcast(ptr, i64.as_pointer()), align=1, typ=i64)
+
+    return sig, codegen
+
+
+@intrinsic
+def _cttz(typingctx, x):
+    """Number of trailing zero bits of a non-zero uint64."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return sig, codegen
+
+
+# _match_len finds the first differing byte of a word by its trailing zeros: that is byte
+# order dependent; elsewhere it compares byte by byte.
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+@numba.njit(cache=True, inline="always")
+def _match_len(flat, i, n_max, pw):
+    """How many pixels (3 bytes each) from byte ``i`` of ``flat``, up to ``n_max``, equal
+    the pixel repeated in ``pw (3,)`` (8 pixels as 3 native uint64 words).
+
+    Eight pixels (24 bytes, whole pixels at any offset) are compared per step with
+    unaligned word loads; in the first word that differs, the first differing byte (lowest
+    address: trailing zero bits on a little-endian machine) gives the pixel. The last step
+    may read up to 23 bytes past the ``n_max`` pixels (never past ``flat``); the count is
+    clipped to ``n_max``.
+    """
+    n = 0
+    if _LITTLE_ENDIAN:
+        while n < n_max and i + 24 <= flat.size:
+            x = _load_u64(flat, i) ^ pw[0]
+            if x != 0:
+                return min(n + np.int64(_cttz(x) >> np.uint64(3)) // 3, n_max)
+            x = _load_u64(flat, i + 8) ^ pw[1]
+            if x != 0:
+                return min(n + (8 + np.int64(_cttz(x) >> np.uint64(3))) // 3, n_max)
+            x = _load_u64(flat, i + 16) ^ pw[2]
+            if x != 0:
+                return min(n + (16 + np.int64(_cttz(x) >> np.uint64(3))) // 3, n_max)
+            n += 8
+            i += 24
+        if n >= n_max:
+            return n_max
+    b0 = np.uint8(pw[0] & np.uint64(255))  # the pixel's bytes (any byte order: 3 | 24)
+    b1 = np.uint8((pw[0] >> np.uint64(8)) & np.uint64(255))
+    b2 = np.uint8((pw[0] >> np.uint64(16)) & np.uint64(255))
+    if not _LITTLE_ENDIAN:
+        b0 = np.uint8(pw[0] >> np.uint64(56))
+        b1 = np.uint8((pw[0] >> np.uint64(48)) & np.uint64(255))
+        b2 = np.uint8((pw[0] >> np.uint64(40)) & np.uint64(255))
+    while n < n_max and flat[i] == b0 and flat[i + 1] == b1 and flat[i + 2] == b2:
+        n += 1
+        i += 3
+    return n
 
 
 @numba.njit(cache=True, inline="always")
@@ -240,14 +316,36 @@ def _prefetch_next(flat, nb, nt, h, w_, b, t, temporal, stride, rs, acc):
             _prefetch_span(flat, base + r * row, base + (r + 1) * row)
     if b1 != b or t < 1:
         return
-    e = 4 * stride
+    # The boxes of frame t1 will be those of frame t - 1 moved by (t1 - t + 1) frames of
+    # motion, plus the fine pass's margin (see the fast attempt in _parse_frames). With the
+    # motion known (two earlier frames), prefetch just that plus 2 px of slack; else the
+    # box widened by a generous 4 strides. Prefetching more than is read costs memory
+    # bandwidth, which bounds a parse that streams frames from memory.
+    n_ahead = float(t1 - t + 1)
     for k in range(acc.shape[2]):
         a = acc[b, t - 1, k]
         if a[7] < 0:
             continue
-        c0 = max(int(a[8]) - e, 0) * 3
-        c1 = min(int(a[9]) + e + 1, w_) * 3
-        for r in range(max(int(a[6]) - e, 0), min(int(a[7]) + e + 1, h)):
+        if t >= 2 and acc[b, t - 2, k, 0] > 0 and a[0] > 0:
+            p2 = acc[b, t - 2, k]
+            dc = a[1] / a[0] - p2[1] / p2[0]
+            dr = a[2] / a[0] - p2[2] / p2[0]
+            m = 4 + int(0.25 * (abs(dr) + abs(dc)))
+            r0 = int(np.floor(a[6] + n_ahead * dr)) - m
+            r1 = int(np.ceil(a[7] + n_ahead * dr)) + m
+            q0 = int(np.floor(a[8] + n_ahead * dc)) - m
+            q1 = int(np.ceil(a[9] + n_ahead * dc)) + m
+        else:
+            e = 4 * stride
+            r0 = int(a[6]) - e
+            r1 = int(a[7]) + e
+            q0 = int(a[8]) - e
+            q1 = int(a[9]) + e
+        c0 = max(q0, 0) * 3
+        c1 = min(q1 + 1, w_) * 3
+        if c1 <= c0:
+            continue
+        for r in range(max(r0, 0), min(r1 + 1, h)):
             _prefetch_span(flat, base + r * row + c0, base + r * row + c1)
 
 
@@ -268,8 +366,9 @@ def _parse_frames(
     """Accumulate memberships of frames (B, T, H, W, 3) uint8.
 
     Where ``bg_tol == 0`` and W % 8 == 0 (a row is a whole number of 3-word blocks of 8
-    pixels), whole rows and blocks of 8 pixels are recognised as exact background, or as
-    a run of one exact colour, a uint64 word at a time.
+    pixels), the coarse pass recognises whole rows of exact background a uint64 word at a
+    time. The fine pass skips runs of exact background (``bg_tol == 0``) and sums runs of
+    one exact colour 8 pixels at a time (:func:`_match_len`).
 
     acc (B, T, K, 10): w, sx, sy, sxx, syy, sxy, rmin, rmax, cmin, cmax (pixel units).
     unk (B, T, 5): weight, sum r, sum g, sum b, count.
@@ -284,7 +383,8 @@ def _parse_frames(
     bg_int = True
     for j in range(3):
         bg_int = bg_int and 0.0 <= bg[j] <= 255.0 and bg[j] == np.floor(bg[j])
-    use_words = bg_tol == 0 and w_ % 8 == 0 and bg_int
+    bg_exact = bg_tol == 0 and bg_int  # background pixels are one exact value
+    use_words = bg_exact and w_ % 8 == 0
     words = flat.view(np.uint64) if use_words else np.zeros(0, dtype=np.uint64)
     memb = np.zeros(k_n)
     # Per-channel background tables: is value v within bg_tol of the background?
@@ -305,7 +405,7 @@ def _parse_frames(
     cpat = cbytes.view(np.uint64)
     bbytes = np.empty(24, dtype=np.uint8)
     for i in range(24):
-        bbytes[i] = np.uint8(bg[i % 3]) if use_words else 0
+        bbytes[i] = np.uint8(bg[i % 3]) if bg_exact else 0
     pat = bbytes.view(np.uint64)
     ev = np.empty((k_n, 3))  # background minus each colour, and its squared norm
     ee_ = np.empty(k_n)
@@ -507,15 +607,12 @@ def _parse_frames(
                     for iv in range(n_iv):
                         c = max(lo[iv], c_next)
                         c_end = hi[iv] + 1
+                        rb = ((b * nt + t) * h + r) * w_ * 3  # first byte of the row
                         while c < c_end:
-                            if use_words and (c & 7) == 0 and c + 8 <= c_end:
-                                iw = fw0 + r * n_w + (c >> 3) * 3
-                                if (
-                                    words[iw] == pat[0]
-                                    and words[iw + 1] == pat[1]
-                                    and words[iw + 2] == pat[2]
-                                ):  # 8 background pixels
-                                    c += 8
+                            if bg_exact:  # skip a run of background pixels
+                                m = _match_len(flat, rb + 3 * c, c_end - c, pat)
+                                if m > 0:
+                                    c += m
                                     continue
                             p0 = f[r, c, 0]
                             p1 = f[r, c, 1]
@@ -531,31 +628,7 @@ def _parse_frames(
                             if exact >= 0:  # a run of interior pixels, summed in closed form
                                 c0 = c
                                 c += 1
-                                while (
-                                    c < c_end
-                                    and (c & 7) != 0
-                                    and f[r, c, 0] == p0
-                                    and f[r, c, 1] == p1
-                                    and f[r, c, 2] == p2
-                                ):
-                                    c += 1
-                                if use_words and (c & 7) == 0:  # 8 pixels at a time
-                                    iw = fw0 + r * n_w + (c >> 3) * 3
-                                    while (
-                                        c + 8 <= c_end
-                                        and words[iw] == cpat[exact, 0]
-                                        and words[iw + 1] == cpat[exact, 1]
-                                        and words[iw + 2] == cpat[exact, 2]
-                                    ):
-                                        c += 8
-                                        iw += 3
-                                while (
-                                    c < c_end
-                                    and f[r, c, 0] == p0
-                                    and f[r, c, 1] == p1
-                                    and f[r, c, 2] == p2
-                                ):
-                                    c += 1
+                                c += _match_len(flat, rb + 3 * c, c_end - c, cpat[exact])
                                 n = float(c - c0)
                                 a0 = float(c0)
                                 b1 = float(c - 1)
