@@ -609,16 +609,13 @@ def _parse_frames(
                         c_end = hi[iv] + 1
                         rb = ((b * nt + t) * h + r) * w_ * 3  # first byte of the row
                         while c < c_end:
-                            if bg_exact:  # skip a run of background pixels
-                                m = _match_len(flat, rb + 3 * c, c_end - c, pat)
-                                if m > 0:
-                                    c += m
-                                    continue
                             p0 = f[r, c, 0]
                             p1 = f[r, c, 1]
                             p2 = f[r, c, 2]
                             if ok0[p0] and ok1[p1] and ok2[p2]:
                                 c += 1
+                                if bg_exact:  # the rest of a background run, 8 px a step
+                                    c += _match_len(flat, rb + 3 * c, c_end - c, pat)
                                 continue
                             exact = -1
                             for k in range(k_n):

@@ -122,3 +122,27 @@ def test_bad_inputs_raise():
         parse.parse(np.zeros((2, 8, 9, 3), np.uint8), RED)
     with pytest.raises(ValueError, match="background"):
         parse.parse(np.zeros((2, 8, 8, 3), np.uint8), np.array([[255, 255, 255]], np.uint8))
+
+
+def test_match_len_counts_equal_pixels_like_a_plain_loop():
+    from evals.parse_kernels import _match_len
+
+    rng = np.random.default_rng(0)
+    red = np.array([255, 0, 0], np.uint8)
+    # Runs of red broken by pixels that differ from it in one channel only (each of the
+    # three bytes of a pixel lands at every position within the 8-byte words).
+    others = np.array([[254, 0, 0], [255, 1, 0], [255, 0, 1], [255, 255, 255]], np.uint8)
+    n_px = 301
+    px = np.tile(red, (n_px, 1))
+    for i in rng.choice(n_px, 40, replace=False):
+        px[i] = others[rng.integers(len(others))]
+    px[-12:] = red  # a run reaching the end of the array
+    flat = px.reshape(-1)
+    pw = np.tile(red, 8).view(np.uint64)
+    for start in range(n_px):
+        for n_max in (0, 1, 7, 8, 9, 23, 40, n_px - start):
+            n_max = min(n_max, n_px - start)
+            want = 0
+            while want < n_max and np.array_equal(px[start + want], red):
+                want += 1
+            assert _match_len(flat, 3 * start, n_max, pw) == want, (start, n_max)
