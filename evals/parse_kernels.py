@@ -456,6 +456,11 @@ def _parse_frames(
     rw = np.zeros((k_n, 3))
     cmin = np.zeros(k_n, dtype=np.int64)
     cmax = np.zeros(k_n, dtype=np.int64)
+    # The first frames of the batch: their coarse rows, all at once (the loop below
+    # prefetches PREFETCH_AHEAD frames ahead from the frame it parses).
+    if nb > 0:
+        for t in range(-PREFETCH_AHEAD, 0):
+            _prefetch_next(flat, nb, nt, h, w_, 0, t, temporal, stride, rs, acc)
     for b in range(nb):
         for t in range(nt):
             f = frames[b, t]
