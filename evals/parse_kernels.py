@@ -614,9 +614,9 @@ def _parse_frames(
                         c_end = hi[iv] + 1
                         rb = ((b * nt + t) * h + r) * w_ * 3  # first byte of the row
                         while c < c_end:
-                            p0 = f[r, c, 0]
-                            p1 = f[r, c, 1]
-                            p2 = f[r, c, 2]
+                            p0 = flat[rb + 3 * c]
+                            p1 = flat[rb + 3 * c + 1]
+                            p2 = flat[rb + 3 * c + 2]
                             if ok0[p0] and ok1[p1] and ok2[p2]:
                                 c += 1
                                 if bg_exact:  # the rest of a background run, 8 px a step
