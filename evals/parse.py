@@ -69,7 +69,9 @@ class ParseConfig:
         phases that together make the full grid),
         and fall back to the full grid for that frame if any object reaches its box's
         edge, an object is lost, or an unknown colour shows. Results equal the full-grid
-        parse whenever the fast attempt is kept; it only saves work.
+        parse whenever the fast attempt is kept, up to float round-off where boxes
+        overlap or differ (rows summed in another order: ~1e-15 units measured on
+        collision videos); it only saves work.
     """
 
     stride: int = 4
