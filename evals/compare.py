@@ -294,9 +294,10 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
         o = p.get("options", {})
         md += [f"## {o.get('title', p['experiment'])} — `{run}` (scale {p['scale']})", "",
                f"Cells planned: {len(p['cells'])}; evaluated: "
-               f"{len(_get(rows, run=run, kind='model', group='all'))}. Training steps "
-               f"{o.get('steps')}, eval videos per split {o.get('n_eval')}. Commands: "
-               f"`{run}/run.sh`.", ""]
+               f"{len(_get(rows, run=run, kind='model', group='all'))}. "
+               + (f"Sampled from the trained checkpoint `{o['checkpoint']}`"
+                  if o.get("checkpoint") else f"Training steps {o.get('steps')}")
+               + f", eval videos per split {o.get('n_eval')}. Commands: `{run}/run.sh`.", ""]
         if p["experiment"] == "attributes":
             md.append(section_attributes(rows, run))
         if p["experiment"] == "combinatorial":

@@ -181,13 +181,11 @@ def _dit(name: str, depth: int, width: int, heads: int, **kw) -> Config:
 # 32x32 frames, a token per 16x16 quarter of a frame (128 tokens), x-prediction flow
 # matching trained on exactly the noise levels its 8-step sampler visits. No flip: the
 # ID evaluation videos all move +x, so flips would only spend capacity.
-# Measured (2 shared cores, ~90 min, 7000 steps x 16 videos; runs resumed from checkpoints
-# with a changed schedule — exact legs, each `physim train --preset dit-px32 --data
-# scenario:uniform --workdir W` plus: `--stop-at 500`; `--set train.steps=2200 --stop-at
-# 1750`; `--set train.steps=3800`; `--set train.steps=7000 --set train.lr=2e-4`):
-# velocity error 0.77 (95% CI 0.67-0.88) on 64 ID videos (`physim generate uniform
-# --split id --n 64 --seed 0`), 8 sampling steps; 1.01 with 1 step; copying the last
-# conditioning frame scores 2.50.
+# Measured (2026-11-28, one uninterrupted run of `physim train --preset dit-px32 --data
+# scenario:uniform --workdir W`, 6000 steps x 16 videos, 37 min wall on 2 shared cores):
+# velocity error 0.53 (95% CI 0.46-0.61) on 64 ID videos (`physim generate uniform --split
+# id --n 64 --seed 0`), 8 sampling steps; copying the last conditioning frame scores 2.50.
+# models/checkpoints/dit-px32 is that run's export (docs/results.md).
 _PX32 = Config(
     name="dit-px32",
     latent=False,

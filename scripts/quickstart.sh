@@ -3,7 +3,7 @@
 # shipped tiny DiT, score it and two references (ground-truth parse floor, copy-last-frame),
 # and write a report (markdown + PNG plots + GIF strips) of the ID/OOD gap.
 #
-#   scripts/quickstart.sh                 # ~5 min on 2 cores with a shipped checkpoint
+#   scripts/quickstart.sh                 # ~1 min on 2 cores with the shipped checkpoint
 #   scripts/quickstart.sh --train         # retrain the tiny model from scratch first (slow)
 #   scripts/quickstart.sh --smoke         # 2 videos per split (the test runs this)
 #   options: --out DIR (default runs/quickstart)  --n N (eval videos per split, default 64)
@@ -43,12 +43,12 @@ RUN=(python scripts/experiments/run.py quickstart --scale cpu-mini --out "$OUT" 
 t0=$(date +%s)
 if [ "$TRAIN" = 1 ]; then
   [ -n "$STEPS" ] && RUN+=(--steps "$STEPS")
-  # Estimate from the preset: ~15 videos/s measured for dit-px32 on 2 busy cores.
+  # Estimate from the preset: 43 videos/s measured for dit-px32 on 2 shared cores (37 min).
   est=$(python -c "from models.configs import get_preset as g; t = g('dit-px32').train; \
-s = ${STEPS:-0} or t.steps; print(f'{s} steps x {t.batch_size} videos: about {s * t.batch_size / 15 / 60:.0f} min')")
+s = ${STEPS:-0} or t.steps; print(f'{s} steps x {t.batch_size} videos: about {s * t.batch_size / 40 / 60:.0f} min')")
   echo "quickstart: training dit-px32 from scratch on uniform motion (physim train --preset" \
        "dit-px32 --data scenario:uniform${STEPS:+ --set train.steps=$STEPS}); $est on 2 cores" \
-       "at ~15 videos/s (--train-steps N shortens it)"
+       "at ~40 videos/s (--train-steps N shortens it)"
   "${RUN[@]}"
   echo "quickstart: training took $(python - "$OUT" <<'EOF'
 import json, sys
