@@ -164,7 +164,10 @@ def write_report(out: Path, results: dict, rows: list[dict], strips) -> None:
             f"Velocity error (paper metric): **{_fmt(results['velocity_error'])}** "
             f"(95% CI {_fmt((results.get('velocity_error_ci') or [None])[0])}–"
             f"{_fmt((results.get('velocity_error_ci') or [None, None])[1])}); parse floor on "
-            f"the truth renders {_fmt(floor.get('velocity_error'))}.",
+            f"the truth renders {_fmt(floor.get('velocity_error'))}"
+            + (f" ({_fmt(same)} through the lossy parse that these videos needed)"
+               if (same := results.get("parse_floor_same_parser", {}).get("velocity_error"))
+               is not None else "") + ".",
             "",
         ]
         keys = ["velocity_error", "post_velocity_error", "momentum_error", "energy_error",

@@ -342,8 +342,13 @@ def evaluate(
             row.update(_scalar_items(laws.score(tracks, rec)))
             t_floor = parse.parse(truth_frames, rec.objects.rgb, config="exact")
             fl = laws.score(t_floor, rec)
-            floor_rows.append({"split": rec.split, "level": rec.level, **_scalar_items(fl)})
+            floor = {"split": rec.split, "level": rec.level, **_scalar_items(fl)}
             row["floor_velocity_error"] = fl["velocity_error"]
+            if preset != "exact":  # the floor of the parser this video went through
+                t_same = parse.parse(truth_frames, rec.objects.rgb, config=preset)
+                same = laws.score(t_same, rec)["velocity_error"]
+                row["floor_same_parse_velocity_error"] = floor["same_parse"] = same
+            floor_rows.append(floor)
         if "abnormal" in metrics:
             flags = (
                 scenes.check_video(frames, rec, preset)
@@ -388,6 +393,9 @@ def evaluate(
     results["unreadable"] = bad_files[:100]
     if floor_rows:
         results["parse_floor"] = laws.aggregate(floor_rows, ["velocity_error"])
+        same = [dict(r, velocity_error=r["same_parse"]) for r in floor_rows if "same_parse" in r]
+        if same:  # lossy-parsed videos: the truth parsed the same way
+            results["parse_floor_same_parser"] = laws.aggregate(same, ["velocity_error"])
     if "abnormal" in metrics:
         results["abnormal_rate"] = results.get("abnormal", float("nan"))
     if "attributes" in metrics:
@@ -505,7 +513,9 @@ def run_evaluate(args) -> int:
         msg += f": velocity error {ve:.4f}"
         floor = r.get("parse_floor", {}).get("velocity_error")
         if floor is not None:
-            msg += f" (parse floor {floor:.4f})"
+            msg += f" (parse floor {floor:.4f}"
+            same = r.get("parse_floor_same_parser", {}).get("velocity_error")
+            msg += ")" if same is None else f"; {same:.4f} with the lossy parse they needed)"
     if r.get("n_missing") or r.get("n_unreadable"):
         msg += f"; skipped {r['n_missing']} missing and {r['n_unreadable']} unreadable"
     print(msg + f"; report in {args.out}")

@@ -63,6 +63,20 @@ def test_frozen_generation_scores_badly_and_npz_float(truth, tmp_path):
     assert r["velocity_error"] == pytest.approx(r["speed_true"], rel=0.1)
 
 
+def test_lossy_videos_get_the_floor_of_their_own_parse(truth, tmp_path):
+    gen = tmp_path / "gen"
+    rng = np.random.default_rng(0)
+    noisy = lambda f: np.clip(f + rng.integers(-2, 3, f.shape), 0, 255).astype(np.uint8)  # noqa: E731
+    _write_npy(truth, gen, fn=noisy)
+    r = run.evaluate(gen, truth, None, metrics=["laws"])
+    same = r["parse_floor_same_parser"]["velocity_error"]
+    # the lossy parse of the clean truth: above the exact floor, below the noisy videos
+    assert r["parse_floor"]["velocity_error"] < same < r["velocity_error"]
+    clean = tmp_path / "clean"
+    _write_npy(truth, clean)
+    assert "parse_floor_same_parser" not in run.evaluate(clean, truth, None, metrics=["laws"])
+
+
 def test_missing_unknown_and_bad_files_are_listed(truth, tmp_path):
     gen = tmp_path / "gen"
     _write_npy(truth, gen, ids=truth.ids[:4])
