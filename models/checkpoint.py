@@ -67,6 +67,9 @@ def load_weights(workdir: str, like_params, step: int | None = None, ema: bool =
     if step is None:
         raise ValueError(f"no checkpoint in {workdir!r}/checkpoints")
     item = "ema" if ema else "params"
+    if not os.path.isdir(os.path.join(str(mngr.directory), str(step), item)):
+        raise ValueError(f"{workdir!r} step {step} has no {item!r} weights"
+                         + (" (a sampling-only export keeps only EMA weights)" if not ema else ""))
     r = mngr.restore(step, args=ocp.args.Composite(
         **{item: ocp.args.StandardRestore(_abstract(like_params))},
         meta=ocp.args.JsonRestore()))

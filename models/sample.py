@@ -156,6 +156,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--limit", type=int, default=None, help="only the first N videos")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="EMA weights (default) or the raw trained weights")
     p.set_defaults(func=run_sample)
 
 
@@ -166,7 +168,8 @@ def run_sample(args) -> int:
 
     meta, _ = checkpoint.read_meta(args.workdir)
     is_vae = checkpoint.config_of(meta).model == "vae"
-    s = load_vae(args.workdir) if is_vae else load(args.workdir)
+    ema = args.weights == "ema"
+    s = load_vae(args.workdir, ema=ema) if is_vae else load(args.workdir, ema=ema)
     d = s.cfg.data
     ds = physim.dataset.open(args.data)
     n = len(ds) if args.limit is None else min(args.limit, len(ds))

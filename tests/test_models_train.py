@@ -234,3 +234,15 @@ def test_random_clips_are_windows_of_the_videos():
     assert any(o > 0 for o in offsets)
     with pytest.raises(ValueError, match="clip"):
         data.BatchIterator(src, 4, 4, clip="middle")
+
+
+def test_sample_raw_weights_and_exports_keep_only_ema(overfit_run, tmp_path):
+    cfg, wd, _ = overfit_run
+    raw, ema = sample.load(wd, ema=False), sample.load(wd)
+    diff = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
+                        raw.params, ema.params)
+    assert max(jax.tree.leaves(diff)) > 0  # two different sets of weights
+    out = checkpoint.export(wd, str(tmp_path / "export"))
+    sample.load(out)
+    with pytest.raises(ValueError, match="only EMA"):
+        sample.load(out, ema=False)
