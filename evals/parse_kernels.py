@@ -120,6 +120,22 @@ def _best_single(p0, p1, p2, bg, ev, ee_):
     return best_k, best_r, best_a
 
 
+@numba.njit(cache=True, inline="always")
+def _pair_explains(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
+    """Whether a pair of colours, each at least 10 %, explains the pixel (lossy parse):
+    then ``out (K,)`` holds their memberships; otherwise ``out`` is all zeros."""
+    u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out)
+    n_pos = 0
+    for k in range(cols.shape[0]):
+        if out[k] >= 0.1:
+            n_pos += 1
+    if u == 0.0 and n_pos == 2:
+        return True
+    for k in range(cols.shape[0]):
+        out[k] = 0.0
+    return False
+
+
 @numba.njit(cache=True)
 def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, pair_first, out):
     """Like :func:`_decompose` for lossy frames: luma membership, chroma-direction colour.
@@ -150,18 +166,11 @@ def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, pair
         if cs > best_cos:
             best_cos = cs
             best_k = k
-    if pair_first and best_cos < PAIR_COS:
-        # Where two objects' boxes overlap and the pixel is not clearly one colour, it may
-        # be their edges meeting (yuv420 mixes both chromas there): try the pair first.
-        u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out)
-        n_pos = 0
-        for k in range(k_n):
-            if out[k] >= 0.1:
-                n_pos += 1
-        if u == 0.0 and n_pos == 2:
-            return 0.0
-        for k in range(k_n):
-            out[k] = 0.0
+    # Where two objects' boxes overlap and the pixel is not clearly one colour, it may be
+    # their edges meeting (yuv420 mixes both chromas there): try the pair first.
+    if pair_first and best_cos < PAIR_COS and _pair_explains(
+            p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
+        return 0.0
     if best_k >= 0 and best_cos >= cos_tol:
         e0 = bg[0] - cols[best_k, 0]
         e1 = bg[1] - cols[best_k, 1]
@@ -175,15 +184,8 @@ def _decompose_lossy(p0, p1, p2, bg, cols, gram_inv, res_tol2, cos_tol, yl, pair
             a = (0.299 * d0 + 0.587 * d1 + 0.114 * d2) / le
         out[best_k] = min(max(a, 0.0), 1.0)
         return 0.0
-    u = _decompose(p0, p1, p2, bg, cols, gram_inv, res_tol2, out)
-    n_pos = 0
-    for k in range(k_n):
-        if out[k] >= 0.1:
-            n_pos += 1
-    if u == 0.0 and n_pos == 2:
+    if _pair_explains(p0, p1, p2, bg, cols, gram_inv, res_tol2, out):
         return 0.0
-    for k in range(k_n):
-        out[k] = 0.0
     return min(max(abs(d0), max(abs(d1), abs(d2))) / 255.0, 1.0)
 
 
@@ -657,27 +659,9 @@ def _parse_frames(
                                     n_in >= 2, memb,
                                 )  # fmt: skip
                             else:
-                                # Best single colour inline (as in _decompose); the call only
-                                # for pairs of colours and unknown colours.
-                                d0 = bg[0] - float(p0)
-                                d1 = bg[1] - float(p1)
-                                d2 = bg[2] - float(p2)
-                                best_k = -1
-                                best_r = 1e30
-                                best_a = 0.0
-                                for k in range(k_n):
-                                    if ee_[k] == 0.0:
-                                        continue
-                                    a = (d0 * ev[k, 0] + d1 * ev[k, 1] + d2 * ev[k, 2]) / ee_[k]
-                                    a = min(max(a, 0.0), 1.0)
-                                    r0 = d0 - a * ev[k, 0]
-                                    r1 = d1 - a * ev[k, 1]
-                                    r2 = d2 - a * ev[k, 2]
-                                    rr = r0 * r0 + r1 * r1 + r2 * r2
-                                    if rr < best_r:
-                                        best_r = rr
-                                        best_k = k
-                                        best_a = a
+                                # Best single colour (inlined, as in _decompose); the call
+                                # only for pairs of colours and unknown colours.
+                                best_k, best_r, best_a = _best_single(p0, p1, p2, bg, ev, ee_)
                                 if best_r <= res_tol2:
                                     k = best_k
                                     if (
