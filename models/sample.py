@@ -85,7 +85,8 @@ def _generate(s: Sampler, video, keys, steps):
 
 @dataclasses.dataclass
 class Reconstructor:
-    """A trained VAE (EMA weights) that reconstructs videos; build with :func:`load_vae`."""
+    """A trained VAE (EMA or raw weights) that reconstructs videos; build with
+    :func:`load_vae`."""
 
     cfg: object
     params: dict
@@ -116,32 +117,35 @@ def _reconstruct(r: Reconstructor, videos):
     return _JIT[k](r.params, videos)
 
 
-def load_vae(workdir: str, step: int | None = None, ema: bool = True) -> Reconstructor:
-    """The VAE of a training ``workdir`` (latest checkpoint, EMA weights by default)."""
+def _restore(workdir: str, step: int | None, ema: bool, model: str | None):
+    """The :class:`Sampler` (a DiT run) or :class:`Reconstructor` (a VAE run) of
+    ``workdir``; ``model`` ("dit" / "vae"), if given, is the kind the caller needs."""
     meta, step = checkpoint.read_meta(workdir, step)
     cfg = train.resolve_precision(checkpoint.config_of(meta))
-    if cfg.model != "vae":
-        raise ValueError(f"{workdir} holds a {cfg.model!r} run, not a VAE")
-    g, _, r, t = train.split_params(train.build_model(cfg))
-    from flax import nnx
-    params, _ = checkpoint.load_weights(workdir, nnx.to_pure_dict(t), step, ema=ema)
-    return Reconstructor(cfg, params, (g, t, r))
-
-
-def load(workdir: str, step: int | None = None, ema: bool = True) -> Sampler:
-    """The DiT of a training ``workdir`` (latest checkpoint, EMA weights by default)."""
-    meta, step = checkpoint.read_meta(workdir, step)
-    cfg = train.resolve_precision(checkpoint.config_of(meta))
-    if cfg.model != "dit":
+    if model == "dit" and cfg.model != "dit":
         raise ValueError(f"{workdir} holds a {cfg.model!r} run; sampling needs a DiT")
+    if model == "vae" and cfg.model != "vae":
+        raise ValueError(f"{workdir} holds a {cfg.model!r} run, not a VAE")
     # A concrete model: its non-trainable tables (RoPE, positions) must be real arrays.
     g, _, r, t = train.split_params(train.build_model(cfg))
     from flax import nnx
     params, _ = checkpoint.load_weights(workdir, nnx.to_pure_dict(t), step, ema=ema)
+    if cfg.model == "vae":
+        return Reconstructor(cfg, params, (g, t, r))
     vae = None
     if cfg.latent:
         vae = train.load_frozen_vae(cfg, None, meta["latent_scale"])
     return Sampler(cfg, params, (g, t, r), vae)
+
+
+def load_vae(workdir: str, step: int | None = None, ema: bool = True) -> Reconstructor:
+    """The VAE of a training ``workdir`` (latest checkpoint, EMA weights by default)."""
+    return _restore(workdir, step, ema, "vae")
+
+
+def load(workdir: str, step: int | None = None, ema: bool = True) -> Sampler:
+    """The DiT of a training ``workdir`` (latest checkpoint, EMA weights by default)."""
+    return _restore(workdir, step, ema, "dit")
 
 
 def add_parser(subparsers) -> None:
@@ -166,10 +170,8 @@ def run_sample(args) -> int:
 
     import physim.dataset
 
-    meta, _ = checkpoint.read_meta(args.workdir)
-    is_vae = checkpoint.config_of(meta).model == "vae"
-    ema = args.weights == "ema"
-    s = load_vae(args.workdir, ema=ema) if is_vae else load(args.workdir, ema=ema)
+    s = _restore(args.workdir, None, args.weights == "ema", None)
+    is_vae = isinstance(s, Reconstructor)
     d = s.cfg.data
     ds = physim.dataset.open(args.data)
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
@@ -179,17 +181,15 @@ def run_sample(args) -> int:
     for lo in tqdm(range(0, n, args.batch), desc="reconstruct" if is_vae else "sample"):
         idx = list(range(lo, min(lo + args.batch, n)))
         rows = len(idx)
+        # A VAE reconstructs whole videos; a DiT is given its conditioning frames.
+        given = np.stack([ds.frames(i, resolution=d.resolution,
+                                    n_frames=None if is_vae else d.n_cond) for i in idx])
+        if rows < args.batch:  # pad to a fixed batch: one compilation
+            given = np.concatenate([given, np.repeat(given[-1:], args.batch - rows, 0)])
         if is_vae:
-            full = np.stack([ds.frames(i, resolution=d.resolution) for i in idx])
-            if rows < args.batch:  # pad to a fixed batch: one compilation
-                full = np.concatenate([full, np.repeat(full[-1:], args.batch - rows, 0)])
-            videos = s.reconstruct(full)[:rows]
+            videos = s.reconstruct(given)[:rows]
         else:
-            cond = np.stack([ds.frames(i, resolution=d.resolution, n_frames=d.n_cond)
-                             for i in idx])
-            if rows < args.batch:  # pad to a fixed batch: one compilation
-                cond = np.concatenate([cond, np.repeat(cond[-1:], args.batch - rows, 0)])
-            videos = s.generate(cond, jax.random.fold_in(key, lo), args.steps)[:rows]
+            videos = s.generate(given, jax.random.fold_in(key, lo), args.steps)[:rows]
         for i, v in zip(idx, videos, strict=True):
             path = os.path.join(args.out, f"{ids[i]}.npy")
             np.save(path + ".tmp.npy", v, allow_pickle=False)
