@@ -10,14 +10,7 @@ from flax import nnx
 
 from models import configs, diffusion, dit
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-    """Tiny models: XLA's optimisation passes cost more than they save."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 PAPER_PARAMS = {"dit-s": 22.5e6, "dit-b": 89.5e6, "dit-l": 310e6, "dit-xl": 456e6}
 

@@ -13,14 +13,7 @@ import pytest
 
 from models import checkpoint, configs, data, sample, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-    """Tiny models: XLA's optimisation passes cost more than they save."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 class FixedSource:

@@ -11,14 +11,7 @@ from flax import nnx
 from models import configs, data, sample, train
 from models.vae import VAE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-    """Tiny models: XLA's optimisation passes cost more than they save."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 @pytest.mark.parametrize("sd,td", [(4, 1), (4, 2), (8, 4), (8, 2)])
