@@ -163,7 +163,6 @@ def _draw_round(img, cov, direct, cu, cv, r_out, r_in, col, tab, key):
     _tables(cu, cv, r_out, r_in, c0, c1, r0, r1, tab, key)
     mid, mid_in = math.sqrt(r_out * r_out - 0.0 * 0.0), math.sqrt(r_in * r_in - 0.0 * 0.0)
     k0, k1, k2 = col[0], col[1], col[2]
-    fk0, fk1, fk2 = float(k0), float(k1), float(k2)
     for r in range(r0, r1):
         i, ya, yb = r - r0, r - cv, r + 1.0 - cv
         wa, sa, wb, sb = tab[2, i], tab[4, i], tab[2, i + 1], tab[4, i + 1]
@@ -200,13 +199,9 @@ def _draw_round(img, cov, direct, cu, cv, r_out, r_in, col, tab, key):
                     a = v - last
                     last = v
                     if direct:
-                        a = min(max(a, 0.0), 1.0)
-                        o = float(row[x - 1, 0])
-                        row[x - 1, 0] = np.uint8(int(o + (fk0 - o) * a + 0.5))
-                        o = float(row[x - 1, 1])
-                        row[x - 1, 1] = np.uint8(int(o + (fk1 - o) * a + 0.5))
-                        o = float(row[x - 1, 2])
-                        row[x - 1, 2] = np.uint8(int(o + (fk2 - o) * a + 0.5))
+                        row[x - 1, 0] = _blend(row[x - 1, 0], k0, a)
+                        row[x - 1, 1] = _blend(row[x - 1, 1], k1, a)
+                        row[x - 1, 2] = _blend(row[x - 1, 2], k2, a)
                     else:
                         crow[x - 1] += a
             if k != 1:
@@ -234,7 +229,6 @@ def _draw_disc(img, cu, cv, r_out, col, tab, key):
     _tables(cu, cv, r_out, 0.0, c0, c1, r0, r1, tab, key)
     w_mid = math.sqrt(r_out * r_out - 0.0 * 0.0)
     k0, k1, k2 = col[0], col[1], col[2]
-    fk0, fk1, fk2 = float(k0), float(k1), float(k2)
     for r in range(r0, r1):
         i, ya, yb = r - r0, r - cv, r + 1.0 - cv
         wa, sa, wb, sb = tab[2, i], tab[4, i], tab[2, i + 1], tab[4, i + 1]
@@ -248,13 +242,9 @@ def _draw_disc(img, cu, cv, r_out, col, tab, key):
                 for c in range(a, b):
                     u, sx = c + 1 - cu, tab[0, c + 1 - c0]
                     v = _quadrant(u, yb, r_out, wb, sb, sx) - _quadrant(u, ya, r_out, wa, sa, sx)
-                    x = min(max(v - last, 0.0), 1.0)
-                    o = float(row[c, 0])
-                    row[c, 0] = np.uint8(int(o + (fk0 - o) * x + 0.5))
-                    o = float(row[c, 1])
-                    row[c, 1] = np.uint8(int(o + (fk1 - o) * x + 0.5))
-                    o = float(row[c, 2])
-                    row[c, 2] = np.uint8(int(o + (fk2 - o) * x + 0.5))
+                    row[c, 0] = _blend(row[c, 0], k0, v - last)
+                    row[c, 1] = _blend(row[c, 1], k1, v - last)
+                    row[c, 2] = _blend(row[c, 2], k2, v - last)
                     last = v
             if b == e1:
                 break

@@ -12,8 +12,8 @@ import numpy as np
 @numba.njit(cache=True, inline="always")
 def _blend(o, c, a):
     """Channel value o (uint8) covered by colour c (uint8) with coverage a: the channel
-    becomes ``o + (c - o) * a`` rounded half up, a clipped to [0, 1]. The kernels inline
-    this expression in their pixel loops (arrays passed to helpers cost a call each)."""
+    becomes ``o + (c - o) * a`` rounded half up, a clipped to [0, 1]. Scalars in and
+    out, inlined: every kernel's pixel loop calls it."""
     a = min(max(a, 0.0), 1.0)
     return np.uint8(int(float(o) + (float(c) - float(o)) * a + 0.5))
 
@@ -94,7 +94,6 @@ def _draw_poly(img, cov, direct, pu, pv, n, col, buf):
     au, av, bu, bv, xs, hs, cum = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6]
     vmin, vmax = pv[:n].min(), pv[:n].max()
     k0, k1, k2 = col[0], col[1], col[2]
-    fk0, fk1, fk2 = float(k0), float(k1), float(k2)
     r0 = int(min(max(math.floor(vmin), 0.0), h))
     r1 = int(min(max(math.ceil(vmax), 0.0), h))
     for r in range(r0, r1):
@@ -133,13 +132,9 @@ def _draw_poly(img, cov, direct, pu, pv, n, col, buf):
                 if x == c:
                     last = v
                 elif direct:
-                    a = min(max(v - last, 0.0), 1.0)
-                    o = float(row[c, 0])
-                    row[c, 0] = np.uint8(int(o + (fk0 - o) * a + 0.5))
-                    o = float(row[c, 1])
-                    row[c, 1] = np.uint8(int(o + (fk1 - o) * a + 0.5))
-                    o = float(row[c, 2])
-                    row[c, 2] = np.uint8(int(o + (fk2 - o) * a + 0.5))
+                    row[c, 0] = _blend(row[c, 0], k0, v - last)
+                    row[c, 1] = _blend(row[c, 1], k1, v - last)
+                    row[c, 2] = _blend(row[c, 2], k2, v - last)
                     last_c, last = x, v
                 else:
                     crow[c] += v - last
