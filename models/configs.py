@@ -41,6 +41,12 @@ class VAEConfig:
     widths: tuple[int, ...] = (64, 128, 256, 256)  # per resolution level
     temporal_kernel: int = 3  # 3: causal 3x3x3 convs; 1: per-frame 1x3x3 (temporal_down 1)
     kl_weight: float = 1e-6
+    # Reconstruction weight of pixels within 1 px of anything that is not the frame's
+    # background (its median colour), relative to 1 for the rest (``models.vae.pixel_weights``).
+    fg_weight: float = 1.0
+    # Local-moment loss (``models.vae.moment_loss``): weight and box size in pixels. 0: off.
+    moment_weight: float = 0.0
+    moment_window: int = 8
     dtype: str = "float32"
 
 
@@ -94,6 +100,9 @@ class TrainConfig:
     ckpt_every: int = 1000
     keep: int = 3  # checkpoints kept
     precision: str = "auto"  # "auto": bfloat16 compute on GPU/TPU, float32 on CPU
+    # Fine-tuning: a run dir whose latest raw and EMA weights start this run (same network;
+    # fresh optimiser, schedule and data order). Ignored once this run has a checkpoint.
+    init_from: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,6 +148,13 @@ def validate(cfg: Config) -> None:
     if v.temporal_kernel not in (1, 3) or (v.temporal_kernel == 1 and v.temporal_down != 1):
         raise ValueError(f"vae.temporal_kernel must be 3, or 1 with temporal_down 1; got "
                          f"{v.temporal_kernel} with temporal_down {v.temporal_down}")
+    if v.fg_weight < 1:
+        raise ValueError(f"vae.fg_weight must be >= 1, got {v.fg_weight}")
+    if v.moment_weight < 0 or v.moment_window < 2 or v.moment_window % 2 or (
+            cfg.model == "vae" and v.moment_weight and d.resolution % (v.moment_window // 2)):
+        raise ValueError(f"vae.moment_window must be even and its half divide the resolution "
+                         f"{d.resolution}, and vae.moment_weight >= 0; got {v.moment_window}, "
+                         f"{v.moment_weight}")
     if d.resolution % v.spatial_down or d.frames % v.temporal_down:
         raise ValueError(f"data {d.frames}x{d.resolution}^2 not divisible by vae downsampling "
                          f"{v.temporal_down}x{v.spatial_down}")

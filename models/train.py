@@ -86,12 +86,32 @@ def cond_mask(cfg: configs.Config, b: int):
     return jnp.broadcast_to((jnp.arange(t) < n).astype(jnp.float32), (b, t))
 
 
+def init_weights(cfg: configs.Config, run: str, like_params):
+    """(raw params, EMA params) of the latest checkpoint of ``run`` for fine-tuning ``cfg``;
+    ``ValueError`` if ``run`` has no checkpoint or holds another network."""
+    meta, _ = checkpoint.read_meta(run)
+    old = checkpoint.config_of(meta)
+    net = lambda c: (c.model, c.diffusion_shape, dataclasses.replace(  # noqa: E731
+        c.vae, kl_weight=0.0, moment_weight=0.0, moment_window=0, fg_weight=0.0, dtype=""),
+        dataclasses.replace(c.dit, dtype="") if c.model == "dit" else None)
+    if net(old) != net(cfg):
+        raise ValueError(f"train.init_from={run!r} holds a different network ({old.name}) "
+                         f"than {cfg.name}")
+    ema, _ = checkpoint.load_weights(run, like_params, ema=True)
+    try:
+        raw, _ = checkpoint.load_weights(run, like_params, ema=False)
+    except ValueError:  # a sampling-only export keeps only the EMA weights
+        raw = ema
+    return raw, ema
+
+
 def make_loss(cfg: configs.Config, graphdef, template, rest, vae_parts=None):
     """``loss(params, batch_uint8, key, frozen) -> (loss, metrics)`` for ``cfg.model``."""
     if cfg.model == "vae":
         def loss(params, batch, key, frozen):
+            v = cfg.vae
             return vae_loss(merge(graphdef, template, rest, params), to_float(batch), key,
-                            cfg.vae.kl_weight)
+                            v.kl_weight, v.moment_weight, v.moment_window, v.fg_weight)
         return loss
 
     def loss(params, batch, key, frozen):
@@ -194,6 +214,8 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
             raise ValueError(f"{workdir} holds a different model ({old.name}); use a new workdir")
         it.set_state(meta["data"])
         start = int(meta["step"])
+    elif tc.init_from:
+        state["params"], state["ema"] = init_weights(cfg, tc.init_from, params)
     state["step"] = jnp.asarray(start, jnp.int32)
     state = jax.device_put(state, repl)
     with open(os.path.join(workdir, "config.json"), "w") as f:

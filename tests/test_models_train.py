@@ -239,3 +239,32 @@ def test_sample_raw_weights_and_exports_keep_only_ema(overfit_run, tmp_path):
     sample.load(out)
     with pytest.raises(ValueError, match="only EMA"):
         sample.load(out, ema=False)
+
+
+def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path):
+    cfg = _cfg(steps=2, ckpt_every=2)
+    src = data.SyntheticSource(cfg.data.resolution, cfg.data.frames)
+    a = str(tmp_path / "a")
+    train.train(cfg, src, a, progress=False)
+    (sa, _) = _params(a)
+    ft = configs.apply_overrides(cfg, [f"train.init_from={a}", "train.steps=1",
+                                       "train.lr=0", "train.ckpt_every=1"])
+    b = str(tmp_path / "b")
+    train.train(ft, src, b, progress=False)
+    sb, nb = _params(b)
+    assert nb == 1  # its own step count and schedule
+    # lr 0: the weights are those it started from; its EMA starts from the other run's EMA
+    # and takes one warm-up step (decay 1/10) towards them.
+    for p, e, pb, eb in zip(*(jax.tree.leaves(t) for t in (sa["params"], sa["ema"],
+                                                          sb["params"], sb["ema"])), strict=True):
+        np.testing.assert_array_equal(pb, p)
+        np.testing.assert_allclose(eb, 0.1 * e + 0.9 * p, rtol=1e-6, atol=1e-7)
+    # Negative control: without init_from the same run starts from fresh weights.
+    c = str(tmp_path / "c")
+    train.train(configs.apply_overrides(ft, ["train.init_from="]), src, c, progress=False)
+    assert any(not np.array_equal(x, y) for x, y in zip(
+        jax.tree.leaves(sa["params"]), jax.tree.leaves(_params(c)[0]["params"]), strict=True))
+    other = configs.apply_overrides(configs.get_preset("dit-test"),
+                                    [f"train.init_from={a}", "dit.width=48"])
+    with pytest.raises(ValueError, match="different network"):
+        train.train(other, src, str(tmp_path / "d"), progress=False)

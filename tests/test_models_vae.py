@@ -122,3 +122,74 @@ def test_sample_cli_on_a_vae_writes_reconstructions(tmp_path):
         r.reconstruct(frames[None, :3])
     with pytest.raises(ValueError, match="sampling needs a DiT"):
         sample.load(str(tmp_path / "vae"))
+
+
+def _box_moments_reference(e, k):
+    """Loop reference of ``moment_loss``: every k×k box at stride k/2, zero-padded."""
+    s = k // 2
+    b, t, h, w, c = e.shape
+    ep = np.pad(e.reshape(b * t, h, w, c), ((0, 0), (s, s), (s, s), (0, 0)))
+    p = np.arange(k) + 0.5 - s  # pixel centres about the box centre
+    terms = []
+    for i in range(h // s + 1):
+        for j in range(w // s + 1):
+            box = ep[:, i * s:i * s + k, j * s:j * s + k]
+            m0 = box.sum((1, 2)) / k**2
+            my = (box * p[:, None, None]).sum((1, 2)) / k**3
+            mx = (box * p[None, :, None]).sum((1, 2)) / k**3
+            terms.append(m0**2 + 12 * (my**2 + mx**2))
+    return k * k * np.mean(terms) / 3
+
+
+@pytest.mark.parametrize("k", [4, 8])
+def test_moment_loss_matches_a_loop_and_sees_centroid_shifts(k):
+    from models.vae import moment_loss
+
+    e = np.random.default_rng(0).normal(size=(2, 3, 16, 16, 3))
+    np.testing.assert_allclose(float(moment_loss(jnp.asarray(e, jnp.float32), k)),
+                               _box_moments_reference(e, k), rtol=1e-5)
+    # A dipole (mass moved by one pixel) has zero mass but a first moment; a pixel
+    # checkerboard (MSE 1) moves no mass in any box and scores nothing.
+    dip = np.zeros((1, 1, 16, 16, 1), np.float32)
+    dip[0, 0, 6, 6], dip[0, 0, 6, 7] = -1.0, 1.0
+    checker = (-1.0) ** np.add.outer(np.arange(16), np.arange(16))
+    assert float(moment_loss(jnp.asarray(dip), k)) > 1e-4
+    assert float(moment_loss(jnp.asarray(checker[None, None, :, :, None], jnp.float32),
+                             k)) < 1e-10
+
+
+def test_pixel_weights_favour_pixels_near_objects():
+    from models.vae import pixel_weights
+
+    x = np.ones((2, 1, 8, 8, 3), np.float32)  # white background in [-1, 1]
+    x[0, 0, 3:5, 3:5] = -0.5  # a 2x2 object in frame 0; frame 1 is empty
+    w = np.asarray(pixel_weights(jnp.asarray(x), 10.0))[:, 0, :, :, 0]  # (2, 8, 8)
+    near = np.zeros((8, 8), bool)
+    near[2:6, 2:6] = True  # the object dilated by one pixel
+    np.testing.assert_allclose(w[0][near] / w[0][~near].max(), 10.0, rtol=1e-6)
+    assert np.ptp(w[0][~near]) == 0 and np.ptp(w[1]) == 0
+    assert abs(w.mean() - 1.0) < 1e-6
+    # One grey level off the background is still background.
+    x[1, 0, 0, 0] = 1.0 - 1.0 / 127.5
+    assert np.ptp(np.asarray(pixel_weights(jnp.asarray(x), 10.0))[1]) == 0  # frame 1 flat
+
+
+def test_vae_loss_terms_and_their_configs():
+    from models.vae import vae_loss
+
+    cfg = configs.get_preset("vae-test").vae
+    model = VAE(cfg, rngs=nnx.Rngs(0))
+    x = jnp.asarray(data.SyntheticSource(16, 4)[0][None], jnp.float32) / 127.5 - 1.0
+    key = jax.random.key(0)
+    plain, m = vae_loss(model, x, key, 0.0)
+    assert "moment" not in m and "weighted_mse" not in m
+    np.testing.assert_allclose(float(plain), float(m["mse"]))
+    both, m2 = vae_loss(model, x, key, 0.0, moment_weight=2.0, moment_window=4, fg_weight=5.0)
+    np.testing.assert_allclose(float(both), float(m2["weighted_mse"] + 2.0 * m2["moment"]),
+                               rtol=1e-6)
+    assert float(m2["weighted_mse"]) != float(m2["mse"])
+    for bad in ({"fg_weight": 0.5}, {"moment_weight": -1.0}, {"moment_window": 3},
+                {"moment_weight": 1.0, "moment_window": 12}):
+        with pytest.raises(ValueError, match="fg_weight|moment"):
+            configs.Config(name="x", model="vae", data=configs.DataConfig(resolution=32),
+                           vae=configs.VAEConfig(spatial_down=4, widths=(4, 4, 4), **bad))
