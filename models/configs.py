@@ -253,8 +253,8 @@ PRESETS: dict[str, Config] = {
                           log_every=25, ckpt_every=250, keep=3)),
     # The same with twice the widths: about 2.2x the step time, a much lower error per step
     # (docs/results.md, "The VAE, third round": velocity error of parsed reconstructions
-    # 0.039 / 0.032 / 0.029 at steps 750 / 1250 / 1750, against 0.083 / - / 0.043 (1500)
-    # for vae-f4t1-32).
+    # 0.039 / 0.032 / 0.029 / 0.0271 at steps 750 / 1250 / 1750 / 3000, against 0.083 (750),
+    # 0.043 (1500), 0.034 (3000) for vae-f4t1-32; 105 min on 2 CPU cores).
     "vae-f4t1-32-wide": Config(
         name="vae-f4t1-32-wide", model="vae",
         data=DataConfig(resolution=32, frames=1, clip="random"),
