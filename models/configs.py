@@ -217,6 +217,16 @@ _TEST_DATA = DataConfig(resolution=16, frames=4, n_cond=1)
 _TEST_TRAIN = TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9,
                           log_every=1, ckpt_every=2)
 
+# A per-frame VAE (temporal 1, like the paper's image VAE) for 32-px videos, trained on
+# random single frames; reconstructs videos of any length.
+_VAE_F4T1_32 = Config(
+    name="vae-f4t1-32", model="vae",
+    data=DataConfig(resolution=32, frames=1, clip="random"),
+    vae=VAEConfig(spatial_down=4, temporal_down=1, latent_channels=8, widths=(32, 64, 64),
+                  temporal_kernel=1),
+    train=TrainConfig(steps=3000, batch_size=32, lr=1e-3, warmup=100, ema_decay=0.999,
+                      log_every=25, ckpt_every=250, keep=3))
+
 PRESETS: dict[str, Config] = {
     "dit-s": _dit("dit-s", 12, 384, 6),
     "dit-b": _dit("dit-b", 12, 768, 12),
@@ -242,26 +252,13 @@ PRESETS: dict[str, Config] = {
         name="vae-f4t2-32", model="vae", data=DataConfig(resolution=32),
         vae=VAEConfig(spatial_down=4, temporal_down=2, latent_channels=4, widths=(32, 64, 64)),
         train=TrainConfig(steps=5000, batch_size=8, lr=3e-4, warmup=200, ema_decay=0.999)),
-    # A per-frame VAE (temporal 1, like the paper's image VAE) for 32-px videos, trained on
-    # random single frames; reconstructs videos of any length.
-    "vae-f4t1-32": Config(
-        name="vae-f4t1-32", model="vae",
-        data=DataConfig(resolution=32, frames=1, clip="random"),
-        vae=VAEConfig(spatial_down=4, temporal_down=1, latent_channels=8, widths=(32, 64, 64),
-                      temporal_kernel=1),
-        train=TrainConfig(steps=3000, batch_size=32, lr=1e-3, warmup=100, ema_decay=0.999,
-                          log_every=25, ckpt_every=250, keep=3)),
+    "vae-f4t1-32": _VAE_F4T1_32,
     # The same with twice the widths: about 2.2x the step time, a much lower error per step
     # (docs/results.md, "The VAE, third round": velocity error of parsed reconstructions
     # 0.039 / 0.032 / 0.029 / 0.0271 at steps 750 / 1250 / 1750 / 3000, against 0.083 (750),
     # 0.043 (1500), 0.034 (3000) for vae-f4t1-32; 105 min on 2 CPU cores).
-    "vae-f4t1-32-wide": Config(
-        name="vae-f4t1-32-wide", model="vae",
-        data=DataConfig(resolution=32, frames=1, clip="random"),
-        vae=VAEConfig(spatial_down=4, temporal_down=1, latent_channels=8, widths=(64, 128, 128),
-                      temporal_kernel=1),
-        train=TrainConfig(steps=3000, batch_size=32, lr=1e-3, warmup=100, ema_decay=0.999,
-                          log_every=25, ckpt_every=250, keep=3)),
+    "vae-f4t1-32-wide": replace(_VAE_F4T1_32, name="vae-f4t1-32-wide",
+                                vae=replace(_VAE_F4T1_32.vae, widths=(64, 128, 128))),
     "vae-test": Config(
         name="vae-test", model="vae", data=_TEST_DATA,
         vae=VAEConfig(spatial_down=4, temporal_down=2, latent_channels=4, widths=(8, 8, 8)),

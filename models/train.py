@@ -86,15 +86,21 @@ def cond_mask(cfg: configs.Config, b: int):
     return jnp.broadcast_to((jnp.arange(t) < n).astype(jnp.float32), (b, t))
 
 
+def same_network(old: configs.Config, cfg: configs.Config, params) -> bool:
+    """Whether a run of ``old`` holds the network of ``cfg`` (whose ``params`` are given):
+    the same kind, diffusion shape and parameter shapes (loss weights and dtypes may differ)."""
+    _, old_params, _, _ = split_params(build_model(old, abstract=True))
+    shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)  # noqa: E731
+    return (old.model, old.diffusion_shape, shapes(old_params)) == (
+        cfg.model, cfg.diffusion_shape, shapes(params))
+
+
 def init_weights(cfg: configs.Config, run: str, like_params):
     """(raw params, EMA params) of the latest checkpoint of ``run`` for fine-tuning ``cfg``;
     ``ValueError`` if ``run`` has no checkpoint or holds another network."""
     meta, _ = checkpoint.read_meta(run)
     old = checkpoint.config_of(meta)
-    net = lambda c: (c.model, c.diffusion_shape, dataclasses.replace(  # noqa: E731
-        c.vae, kl_weight=0.0, moment_weight=0.0, moment_window=0, fg_weight=0.0, dtype=""),
-        dataclasses.replace(c.dit, dtype="") if c.model == "dit" else None)
-    if net(old) != net(cfg):
+    if not same_network(old, cfg, like_params):
         raise ValueError(f"train.init_from={run!r} holds a different network ({old.name}) "
                          f"than {cfg.name}")
     ema, _ = checkpoint.load_weights(run, like_params, ema=True)
@@ -207,11 +213,10 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
     mngr = checkpoint.manager(workdir, tc.keep)
     start, meta = 0, {}
     if mngr.latest_step() is not None:
-        state, meta = checkpoint.restore(mngr, state)
-        old = checkpoint.config_of(meta)
-        if (old.model, old.dit.depth, old.dit.width, old.diffusion_shape) != (
-                cfg.model, cfg.dit.depth, cfg.dit.width, cfg.diffusion_shape):
+        old = checkpoint.config_of(checkpoint.read_meta(workdir)[0])
+        if not same_network(old, cfg, params):  # before restoring arrays of other shapes
             raise ValueError(f"{workdir} holds a different model ({old.name}); use a new workdir")
+        state, meta = checkpoint.restore(mngr, state)
         it.set_state(meta["data"])
         start = int(meta["step"])
     elif tc.init_from:

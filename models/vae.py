@@ -203,11 +203,11 @@ def vae_loss(model: VAE, x, key, kl_weight: float, moment_weight: float = 0.0,
     recon, mean, logvar = model(x, key)
     mse = jnp.mean((recon - x) ** 2)
     kl = 0.5 * jnp.mean(jnp.sum(mean**2 + jnp.exp(logvar) - 1.0 - logvar, axis=-1))
-    rec = mse if fg_weight == 1.0 else jnp.mean(pixel_weights(x, fg_weight) * (recon - x) ** 2)
-    loss = rec + kl_weight * kl
     metrics = {"mse": mse, "kl": kl}
+    rec = mse
     if fg_weight != 1.0:
-        metrics["weighted_mse"] = rec
+        rec = metrics["weighted_mse"] = jnp.mean(pixel_weights(x, fg_weight) * (recon - x) ** 2)
+    loss = rec + kl_weight * kl
     if moment_weight:
         mom = moment_loss(recon - x, moment_window)
         loss = loss + moment_weight * mom

@@ -268,3 +268,6 @@ def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path):
                                     [f"train.init_from={a}", "dit.width=48"])
     with pytest.raises(ValueError, match="different network"):
         train.train(other, src, str(tmp_path / "d"), progress=False)
+    # Resuming a workdir with another network is refused before any array is restored.
+    with pytest.raises(ValueError, match="different model"):
+        train.train(configs.apply_overrides(cfg, ["dit.width=48"]), src, a, progress=False)
