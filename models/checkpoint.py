@@ -32,15 +32,25 @@ def save(mngr: ocp.CheckpointManager, step: int, state: dict, meta: dict) -> Non
     mngr.wait_until_finished()
 
 
+def pick_step(mngr: ocp.CheckpointManager, step: int | None = None) -> int:
+    """``step`` (default the latest) if ``mngr`` holds it; ``ValueError`` listing those it holds."""
+    steps = sorted(mngr.all_steps())
+    if not steps:
+        raise ValueError(f"no checkpoint in {mngr.directory}")
+    if step is None:
+        return steps[-1]
+    if step not in steps:
+        raise ValueError(f"no checkpoint of step {step} in {mngr.directory}; it holds {steps}")
+    return step
+
+
 def _abstract(tree):
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
 def restore(mngr: ocp.CheckpointManager, like: dict, step: int | None = None):
     """(state, meta) of checkpoint ``step`` (default latest); ``like`` gives the structure."""
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-        raise ValueError(f"no checkpoint in {mngr.directory}")
+    step = pick_step(mngr, step)
     r = mngr.restore(step, args=ocp.args.Composite(
         params=ocp.args.StandardRestore(_abstract(like["params"])),
         opt_state=ocp.args.StandardRestore(_abstract(like["opt_state"])),
@@ -53,9 +63,7 @@ def restore(mngr: ocp.CheckpointManager, like: dict, step: int | None = None):
 def read_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:
     """(meta, step) of a run's checkpoint without touching the arrays."""
     mngr = manager(workdir)
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-        raise ValueError(f"no checkpoint in {workdir!r}/checkpoints")
+    step = pick_step(mngr, step)
     r = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     return dict(r["meta"]), step
 
@@ -63,9 +71,7 @@ def read_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:
 def load_weights(workdir: str, like_params, step: int | None = None, ema: bool = True):
     """(params, meta): EMA (or raw) params of a run, shaped like ``like_params``."""
     mngr = manager(workdir)
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-        raise ValueError(f"no checkpoint in {workdir!r}/checkpoints")
+    step = pick_step(mngr, step)
     item = "ema" if ema else "params"
     if not os.path.isdir(os.path.join(str(mngr.directory), str(step), item)):
         raise ValueError(f"{workdir!r} step {step} has no {item!r} weights"
@@ -105,4 +111,7 @@ def export(workdir: str, out: str, step: int | None = None, ema: bool = True) ->
 if __name__ == "__main__":  # python -m models.checkpoint SRC_WORKDIR DST [STEP]
     import sys
 
-    export(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    try:
+        export(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    except ValueError as e:
+        sys.exit(f"error: {e}")

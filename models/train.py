@@ -117,7 +117,8 @@ def make_loss(cfg: configs.Config, graphdef, template, rest, vae_parts=None):
         def loss(params, batch, key, frozen):
             v = cfg.vae
             return vae_loss(merge(graphdef, template, rest, params), to_float(batch), key,
-                            v.kl_weight, v.moment_weight, v.moment_window, v.fg_weight)
+                            v.kl_weight, moment_weight=v.moment_weight,
+                            moment_window=v.moment_window, fg_weight=v.fg_weight)
         return loss
 
     def loss(params, batch, key, frozen):

@@ -239,6 +239,10 @@ def test_sample_raw_weights_and_exports_keep_only_ema(overfit_run, tmp_path):
     sample.load(out)
     with pytest.raises(ValueError, match="only EMA"):
         sample.load(out, ema=False)
+    _, step = checkpoint.read_meta(wd)
+    with pytest.raises(ValueError, match=rf"no checkpoint of step {step + 1} .*holds \[.*{step}\]"):
+        checkpoint.export(wd, str(tmp_path / "export2"), step + 1)
+    assert not (tmp_path / "export2").exists()  # nothing half-written
 
 
 def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path):
