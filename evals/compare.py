@@ -27,6 +27,9 @@ from evals.pipeline import load_plan
 from physim import world
 
 REFERENCES = ("truth", "copy-last")
+# Per-scenario law scores carried into comparison.csv (means from results.json).
+LAW_COLUMNS = ("found_all", "momentum_error", "energy_error", "accel_hat_y", "accel_true_y",
+               "accel_error")
 
 
 def _read_json(p: Path):
@@ -66,12 +69,16 @@ def collect(run_dir) -> list[dict]:
                     eval=evalset, **{f"tag_{k}": v for k, v in tags.items()})
         groups = {"all": res, **{s: v for s, v in res.get("splits", {}).items()},
                   **{lv: v for lv, v in res.get("levels", {}).items()}}
-        lost = _lost(_read_csv(res_dir / "per_video.csv"))
+        per_video = _read_csv(res_dir / "per_video.csv")
+        lost = _lost(per_video)
+        accel = _median_by_group(per_video, "accel_hat_y")
         for g, r in groups.items():
             row = dict(base, group=g, n=r.get("n_scored"), lost=lost.get(g),
                        velocity_error=_num(r.get("velocity_error")),
                        abnormal=_num(r.get("abnormal")),
-                       psnr=_num(r.get("psnr")), ssim=_num(r.get("ssim")))
+                       psnr=_num(r.get("psnr")), ssim=_num(r.get("ssim")),
+                       **{k: _num(r.get(k)) for k in LAW_COLUMNS},
+                       accel_hat_y_median=accel.get(g))
             if g == "all":
                 row["parse_floor"] = _num(res.get("parse_floor", {}).get("velocity_error"))
                 pr = res.get("attribute_priority")
@@ -88,6 +95,18 @@ def collect(run_dir) -> list[dict]:
         for e in sorted(evals):
             add(kind, "reference", None, e, run / "baselines" / kind / e / "eval")
     return rows
+
+
+def _median_by_group(per_video: list[dict], key: str) -> dict:
+    """Median of a per-video column, overall and per split and ``split/level``."""
+    by: dict[str, list[float]] = {}
+    for r in per_video:
+        v = _num(r.get(key))
+        if v is None:
+            continue
+        for g in ("all", r["split"], f"{r['split']}/{r['level']}"):
+            by.setdefault(g, []).append(v)
+    return {g: float(np.median(v)) for g, v in by.items()}
 
 
 def _lost(per_video: list[dict]) -> dict:
@@ -167,6 +186,40 @@ def section_errors(rows, run, title) -> str:
             "also what copy-last scores).\n\n" + _table(header, body) + "\n")
 
 
+def section_laws(rows, run) -> str:
+    """Per scenario, model beside truth and copy-last, ID and OOD: velocity error, the
+    fraction of rollouts with every object found, abnormal rate, and the scenario's own
+    laws (collision: momentum and energy errors; parabola: median fitted vertical
+    acceleration against the truth's)."""
+    out = []
+    for sc in sorted({r["eval"] for r in _get(rows, run=run, group="all")}):
+        kind = sc.split("-")[0]
+        extra = {"collision": ["momentum error", "energy error"],
+                 "parabola": ["median a_y", "true a_y"]}.get(kind, [])
+        body = []
+        whos = [r["model_or_ref"] for r in _get(rows, run=run, eval=sc, group="all")]
+        for who in whos:
+            for g in ("id", "ood"):
+                r = (_get(rows, run=run, model_or_ref=who, eval=sc, group=g) or [None])[0]
+                if r is None:
+                    continue
+                more = {"collision": [r.get("momentum_error"), r.get("energy_error")],
+                        "parabola": [r.get("accel_hat_y_median"), r.get("accel_true_y")]
+                        }.get(kind, [])
+                name = f"**{who}**" if who in REFERENCES else who
+                body.append([name, g, r["n"], r["velocity_error"], r.get("found_all"),
+                             r.get("abnormal"), *more])
+        out.append(f"#### {sc}\n\n" + _table(["model / reference", "split", "n",
+                                                "velocity error", "all objects found",
+                                                "abnormal", *extra], body))
+    return ("### Laws per scenario\n\nVelocity error: collision scores the post-collision "
+            "frames. *all objects found*: fraction of videos where every object is parsed in "
+            ">= 90% of the generated frames in which it is in view in the truth. Momentum "
+            "error |Σm v̂ − Σm v| / Σm (units/s), energy error |KE(v̂) − KE(v)| / KE(v), both "
+            "after the collision; a_y: least-squares vertical acceleration of the generated "
+            "frames (units/s², g = −2.5).\n\n" + "\n\n".join(out) + "\n")
+
+
 def section_combinatorial(rows, run) -> str:
     """Abnormal rate, PSNR and SSIM in-template / out-of-template beside Table 2."""
     body = []
@@ -242,11 +295,19 @@ def section_attributes(rows, run) -> str:
 
 
 def velocity_stats(run_dir, cell, evalset) -> dict:
-    """Generated vs conditioned velocity of one cell's eval set (from per_video.csv)."""
+    """Generated vs conditioned velocity of one cell's eval set (from per_video.csv): the
+    horizontal velocity of a one-ball scene against its parameter ``v``; for a collision,
+    each ball's mean post-collision vx against the truth's (two points per video)."""
     pv = _read_csv(Path(run_dir) / "cells" / cell / "eval" / evalset / "per_video.csv")
-    v = np.array([_num(r.get("param_v")) or np.nan for r in pv], float)
-    vh = np.array([_num(r.get("vx_hat")) if _num(r.get("vx_hat")) is not None else np.nan
-                   for r in pv], float)
+
+    def col(key):
+        return np.array([_num(r.get(key)) if _num(r.get(key)) is not None else np.nan
+                         for r in pv], float)
+    if pv and "post_vx_true_0" in pv[0]:
+        v = np.concatenate([col("post_vx_true_0"), col("post_vx_true_1")])
+        vh = np.concatenate([col("post_vx_hat_0"), col("post_vx_hat_1")])
+    else:
+        v, vh = col("param_v"), col("vx_hat")
     ok = np.isfinite(v) & np.isfinite(vh)
     if not ok.any():
         return {"n": 0}
@@ -306,6 +367,8 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
             md.append(section_errors(rows, run, "Velocity error"))
         if p["experiment"] == "interpolation":
             md.append(section_velocity(run, p, "Velocity inside the gaps", paper.INTERPOLATION))
+        if p["experiment"] == "quickstart":
+            md.append(section_laws(rows, run))
         if p["experiment"] in ("memorization", "quickstart"):
             md.append(section_velocity(run, p, "Generated velocity", paper.MEMORIZATION
                                        if p["experiment"] == "memorization" else "—"))

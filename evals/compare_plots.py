@@ -112,7 +112,9 @@ def plot_errors(rows, out: Path) -> Path | None:
 
 
 def plot_velocity_map(runs, plans, out: Path) -> Path | None:
-    series = []
+    """Generated against conditioned velocity (the paper's Fig. 4 form), one panel per
+    scenario; the diagonal is a perfect model."""
+    panels: dict[str, list] = {}
     for run, p in zip(runs, plans, strict=True):
         if p["experiment"] not in ("interpolation", "memorization", "quickstart"):
             continue
@@ -120,18 +122,23 @@ def plot_velocity_map(runs, plans, out: Path) -> Path | None:
             for e in c["evals"]:
                 s = velocity_stats(run, c["name"], e["name"])
                 if s["n"]:
-                    series.append((f"{c['name']}:{e['name']}", s))
-    if not series:
+                    panels.setdefault(c["scenario"], []).append((f"{c['name']}:{e['name']}", s))
+    if not panels:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for label, s in series:
-        ax.plot(s["v"], s["v_hat"], ".", label=label, alpha=0.7)
-    lim = max(max(np.max(np.abs(s["v"])), np.max(np.abs(s["v_hat"]))) for _, s in series)
-    ax.plot([0, lim], [0, lim], "k:", lw=1)
-    ax.set_xlabel("conditioned velocity v")
-    ax.set_ylabel("generated velocity v̂")
-    ax.legend(fontsize=6)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), squeeze=False)
+    for ax, (scenario, series) in zip(axes[0], panels.items(), strict=True):
+        for label, s in series:
+            ax.plot(s["v"], s["v_hat"], ".", label=label, alpha=0.7)
+        lo = min(min(np.min(s["v"]), np.min(s["v_hat"])) for _, s in series)
+        hi = max(max(np.max(s["v"]), np.max(s["v_hat"])) for _, s in series)
+        lo = min(lo, 0.0)
+        ax.plot([lo, hi], [lo, hi], "k:", lw=1)
+        post = " (post-collision, each ball)" if scenario.startswith("collision") else ""
+        ax.set_title(f"{scenario}{post}", fontsize=9)
+        ax.set_xlabel("true horizontal velocity v")
+        ax.set_ylabel("generated velocity v̂")
+        ax.legend(fontsize=6)
     path = out / "velocity_map.png"
     _save(fig, path)
     return path

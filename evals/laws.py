@@ -87,8 +87,14 @@ def _velocity_part(tracks, record, mask=None) -> dict:
     v = frame_velocities(record.trajectory.positions)
     valid = valid_frames(record) if mask is None else mask
     err = np.linalg.norm(v_hat - v, axis=-1)
+    # Found: parsed in >= 90% of the generated frames where the true object is in view.
+    shown = inside_box(record.trajectory.positions, record.objects.radii)
+    shown[: record.n_cond] = False
+    n_shown = shown.sum(axis=0)
+    frac = (shown & ~filled).sum(axis=0) / np.maximum(n_shown, 1)
     out = {
         "velocity_error": _mean(err[valid]),
+        "found_all": float(np.all((frac >= 0.9) | (n_shown == 0))),
         "n_valid": int(valid.sum()),
         "speed_true": _mean(np.linalg.norm(v, axis=-1)[valid]),
         "speed_hat": _mean(np.linalg.norm(v_hat, axis=-1)[valid]),
@@ -133,6 +139,8 @@ def score_collision(tracks, record) -> dict:
     err = np.linalg.norm(v_hat - v, axis=-1)
     for i in range(err.shape[1]):
         out[f"post_velocity_error_{i}"] = _mean(err[post[:, i], i])
+        out[f"post_vx_true_{i}"] = _mean(v[post[:, i], i, 0])  # the Fig. 4 form, per ball
+        out[f"post_vx_hat_{i}"] = _mean(v_hat[post[:, i], i, 0])
     both = np.all(post, axis=1)
     m = np.asarray(record.objects.masses, dtype=np.float64)
     p_hat = np.einsum("n,tnd->td", m, v_hat[both])

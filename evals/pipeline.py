@@ -75,12 +75,13 @@ class Plan:
 
 def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data=None,
          steps: int | None = None, n_eval: int | None = None, seed: int = 0,
-         checkpoint: str | None = None, train: bool = True) -> Plan:
+         checkpoint: str | dict[str, str] | None = None, train: bool = True) -> Plan:
     """The ordered stages of ``experiment`` at ``scale`` in ``run_dir``.
 
     ``scenarios``/``models``/``data`` restrict the cells (e.g. scaling on uniform only);
     ``steps`` and ``n_eval`` override the scale's training steps and eval-set size.
-    ``checkpoint``: a trained DiT workdir every cell samples from (no training); with
+    ``checkpoint``: a trained DiT workdir every cell samples from (no training), or a
+    mapping ``{scenario: workdir}`` (cells of other scenarios are dropped); with
     ``train=False`` and no checkpoint, only the data and the references are planned.
     """
     exp, sc = get_experiment(experiment), get_scale(scale)
@@ -90,16 +91,17 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
         raise ValueError(f"{experiment}: unknown scenario(s) {bad}; known: {list(exp.scenarios)}")
     cells = [c for c in exp.cells(sc, scen)
              if (not models or c.model in models) and (not data or c.data_label in data)]
+    ckpts = _checkpoints(checkpoint, cells)
+    cells = [c for c in cells if not ckpts or c.scenario in ckpts]
     if not cells:
         raise ValueError(f"{experiment}: no cells left after --models {models} --data {data}")
     user_steps, steps = steps, steps or dict(exp.steps).get(sc.name, sc.steps)
     n_eval = n_eval or sc.n_eval
     resolution = dict(exp.resolution).get(sc.name, sc.resolution)
-    if checkpoint:  # references at the model's resolution
-        cfg_path = Path(checkpoint) / "config.json"
-        if not cfg_path.is_file():
-            raise ValueError(f"{checkpoint} is not a training workdir (no config.json)")
-        resolution = int(json.loads(cfg_path.read_text())["data"]["resolution"])
+    eval_res = {}  # eval set -> resolution of its references: the model's, if given
+    for c in cells:
+        for e in c.evals:
+            eval_res[e.name] = _resolution(ckpts[c.scenario]) if ckpts else resolution
     run = Path(run_dir)
     stages: dict[str, Stage] = {}
 
@@ -115,7 +117,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
         return str(run / "data" / name)
 
     train_dirs = {}
-    for c in cells if (train and not checkpoint) else ():
+    for c in cells if (train and not ckpts) else ():
         if c.data_label == "stream":  # endless on-the-fly videos (models.data)
             train_dirs[c.name] = f"scenario:{c.scenario}"
             continue
@@ -128,18 +130,17 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
         name = _dataset_name(e.scenario, e.overrides, "eval")
         for split in e.splits:
             eval_dirs[e.name] = gen(e.scenario, split, n_eval, seed + 1, name, e.overrides)
-    res = str(resolution)
     for e in evals.values():
         for kind in ("truth", "copy-last"):
             base = run / "baselines" / kind / e.name
             add(Stage(f"baseline-{kind}-{e.name}", ("baselines", kind, "--data",
                                                     eval_dirs[e.name], "--out",
-                                                    str(base / "gen"), "--resolution", res),
-                      "baseline"))
+                                                    str(base / "gen"), "--resolution",
+                                                    str(eval_res[e.name])), "baseline"))
             add(_evaluate(f"evaluate-{kind}-{e.name}", base / "gen", eval_dirs[e.name],
                           base / "eval", e.metrics))
     vae_dir = None
-    if sc.vae is not None and train and not checkpoint and any(c.preset is None for c in cells):
+    if sc.vae is not None and train and not ckpts and any(c.preset is None for c in cells):
         biggest = max(cells, key=lambda c: sc.data.get(c.data_label, sc.n_attr))
         # (a "stream" cell trains its VAE on the scenario stream as well)
         vae_dir = str(run / "vae")
@@ -147,10 +148,10 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
                                 train_dirs[biggest.name], "--workdir", vae_dir,
                                 "--no-progress", "--set", f"data.resolution={resolution}",
                                 *[a for o in sc.vae.overrides for a in ("--set", o)]), "train"))
-    for c in cells if (train or checkpoint) else ():
+    for c in cells if (train or ckpts) else ():
         cdir = run / "cells" / c.name
-        workdir = str(checkpoint or cdir / "model")
-        if not checkpoint:
+        workdir = str(ckpts.get(c.scenario) or cdir / "model")
+        if not ckpts:
             m = c.preset or sc.models[c.model]
             sets = [*m.overrides, f"data.n_cond={exp.n_cond}"]
             if c.preset is not None and user_steps:
@@ -182,8 +183,29 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
               "report"))
     opts = dict(scenarios=list(scen), models=models, data=data, steps=steps, n_eval=n_eval,
                 seed=seed, eval_dirs=eval_dirs, paper=exp.paper, title=exp.title,
-                checkpoint=checkpoint, train=train)
+                checkpoint=", ".join(sorted(set(ckpts.values()))) or None, train=train)
     return Plan(experiment, scale, str(run), tuple(cells), tuple(stages.values()), opts)
+
+
+def _checkpoints(checkpoint, cells) -> dict[str, str]:
+    """``{scenario: workdir}`` of the trained models the cells sample from ({}: train)."""
+    if not checkpoint:
+        return {}
+    if isinstance(checkpoint, str):
+        return {c.scenario: checkpoint for c in cells}
+    known = {c.scenario for c in cells}
+    bad = sorted(set(checkpoint) - known)
+    if bad:
+        raise ValueError(f"checkpoint for unknown scenario(s) {bad}; known: {sorted(known)}")
+    return dict(checkpoint)
+
+
+def _resolution(workdir: str) -> int:
+    """The training resolution of a DiT workdir (its config.json)."""
+    cfg_path = Path(workdir) / "config.json"
+    if not cfg_path.is_file():
+        raise ValueError(f"{workdir} is not a training workdir (no config.json)")
+    return int(json.loads(cfg_path.read_text())["data"]["resolution"])
 
 
 def get_preset_resolution(preset: str) -> int | None:

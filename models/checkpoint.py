@@ -8,6 +8,7 @@ checkpoint alone is enough to resume or to sample.
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import orbax.checkpoint as ocp
@@ -108,10 +109,61 @@ def export(workdir: str, out: str, step: int | None = None, ema: bool = True) ->
     return out
 
 
-if __name__ == "__main__":  # python -m models.checkpoint SRC_WORKDIR DST [STEP]
-    import sys
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints")
 
+
+def shipped(index: str | None = None) -> list[dict]:
+    """The model cards of ``models/checkpoints/index.json`` (or ``index``), each with its
+    ``dir`` resolved to an existing export; ``ValueError`` naming a card whose export is
+    missing or whose fields are incomplete."""
+    import json
+
+    path = index or os.path.join(SHIPPED, "index.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        cards = json.load(f)["models"]
+    need = ("name", "scenario", "preset", "command", "train_minutes", "scores")
+    out = []
+    for card in cards:
+        missing = [k for k in need if k not in card]
+        if missing:
+            raise ValueError(f"{path}: model {card.get('name')!r} lacks {missing}")
+        d = os.path.join(os.path.dirname(path), card["name"])
+        if not os.path.isfile(os.path.join(d, "config.json")):
+            raise ValueError(f"{path}: model {card['name']!r} has no export at {d}")
+        out.append(dict(card, dir=d))
+    return out
+
+
+def _main(argv) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m models.checkpoint",
+                                description="export a run for sampling, or list the shipped "
+                                            "models")
+    p.add_argument("src", nargs="?", help="training workdir to export")
+    p.add_argument("dst", nargs="?", help="folder of the sampling-only export")
+    p.add_argument("step", nargs="?", type=int, default=None, help="step (default: latest)")
+    p.add_argument("--shipped", action="store_true",
+                   help="print SCENARIO=DIR of each shipped model (models/checkpoints)")
+    p.add_argument("--quickstart", action="store_true",
+                   help="with --shipped: only the quickstart's models")
+    a = p.parse_args(argv)
     try:
-        export(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
+        if a.shipped:
+            for card in shipped():
+                if card.get("quickstart") or not a.quickstart:
+                    print(f"{card['scenario']}={os.path.relpath(card['dir'])}")
+            return 0
+        if not (a.src and a.dst):
+            p.error("give SRC_WORKDIR DST [STEP], or --shipped")
+        export(a.src, a.dst, a.step)
     except ValueError as e:
-        sys.exit(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # python -m models.checkpoint SRC_WORKDIR DST [STEP] | --shipped
+    raise SystemExit(_main(sys.argv[1:]))

@@ -74,7 +74,7 @@ def _frames(mask):
     return mask[:, :, None, None, None]
 
 
-def training_loss(apply, x0, mask, key, cfg: DiffusionConfig):
+def training_loss(apply, x0, mask, key, cfg: DiffusionConfig, weights=None):
     """Mean squared error of the objective on one batch.
 
     Args:
@@ -82,6 +82,8 @@ def training_loss(apply, x0, mask, key, cfg: DiffusionConfig):
       x0: (B, T, H, W, C) float clean videos (pixels in [-1, 1] or latents).
       mask: (B, T) float, 1 on conditioning frames.
       key: PRNG key (noise and levels).
+      weights: optional (B, T, H, W, 1) per-element weights of the squared error (e.g.
+        :func:`models.vae.pixel_weights`); None: all 1.
     Returns:
       (loss scalar, metrics dict).
     """
@@ -102,6 +104,8 @@ def training_loss(apply, x0, mask, key, cfg: DiffusionConfig):
         err = (apply(z, lev * 1000.0, cond, mask) - x0) ** 2
         if cfg.x_loss == "v":
             err = err / jnp.maximum(t, 0.05) ** 2
+    if weights is not None:
+        err = err * weights
     w = jnp.ones_like(mask) if cfg.loss_on_cond else 1.0 - mask  # (B, T) frames scored
     per_frame = err.mean(axis=(2, 3, 4))  # (B, T)
     loss = (per_frame * w).sum() / jnp.maximum(w.sum(), 1.0)

@@ -173,7 +173,13 @@ class DiT(nnx.Module):
         self.final_norm = nnx.LayerNorm(d, use_scale=False, use_bias=False, epsilon=1e-6,
                                         rngs=rngs)
         self.final_ada = nnx.Linear(d, 2 * d, kernel_init=zeros, dtype=dtype, rngs=rngs)
-        self.final = nnx.Linear(d, pt * ph * pw * c, kernel_init=zeros, dtype=dtype, rngs=rngs)
+        out = c if cfg.head == "linear" else cfg.head_channels  # values per pixel
+        self.final = nnx.Linear(d, pt * ph * pw * out, kernel_init=zeros, dtype=dtype, rngs=rngs)
+        if cfg.head == "pixel_mlp":  # final is zero: the MLP's first layer gets gradients
+            self.head_fc1 = nnx.Linear(out, cfg.head_hidden, kernel_init=xavier, dtype=dtype,
+                                       rngs=rngs)
+            self.head_fc2 = nnx.Linear(cfg.head_hidden, c, kernel_init=xavier, dtype=dtype,
+                                       rngs=rngs)
         ang = rope_angles(self.grid, d // cfg.heads, cfg.rope_theta)
         self.cos, self.sin = nnx.Variable(np.cos(ang)), nnx.Variable(np.sin(ang))  # (N, Dh/2)
         if cfg.abs_pos:
@@ -196,8 +202,12 @@ class DiT(nnx.Module):
         for block in self.blocks:
             h = block(h, c, cos, sin)  # (B, N, D)
         shift, scale = jnp.split(self.final_ada(nnx.silu(temb)), 2, axis=-1)  # (B, D) each
-        h = self.final(modulate(self.final_norm(h), shift, scale))  # (B, N, pt*ph*pw*C)
-        return unpatchify(h, self.cfg.patch, self.shape).astype(jnp.float32)  # (B, T, H, W, C)
+        h = self.final(modulate(self.final_norm(h), shift, scale))  # (B, N, pt*ph*pw*C')
+        if self.cfg.head == "linear":
+            return unpatchify(h, self.cfg.patch, self.shape).astype(jnp.float32)  # (B,T,H,W,C)
+        f = unpatchify(h, self.cfg.patch, (*self.shape[:3], self.cfg.head_channels))  # (B,T,H,W,C')
+        y = self.head_fc2(nnx.gelu(self.head_fc1(f), approximate=True))  # (B, T, H, W, C)
+        return y.astype(jnp.float32)
 
 
 def build(cfg: DiTConfig, shape, seed: int = 0) -> DiT:

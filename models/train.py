@@ -27,7 +27,7 @@ from jax.sharding import PartitionSpec as P
 
 from models import checkpoint, configs, data, diffusion
 from models.dit import DiT
-from models.vae import VAE, vae_loss
+from models.vae import VAE, pixel_weights, vae_loss
 
 # Dense bf16 peak FLOP/s per device, for the MFU estimate (None: unknown, e.g. CPU).
 PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
@@ -127,8 +127,11 @@ def make_loss(cfg: configs.Config, graphdef, template, rest, vae_parts=None):
             vg, vt, vr = vae_parts
             mean, _ = merge(vg, vt, vr, frozen["vae"]).encode(x)
             x = jax.lax.stop_gradient(mean * frozen["scale"])  # (B, t, h, w, Cl)
+        fg = cfg.diffusion.fg_weight
+        wts = pixel_weights(x, fg) if fg != 1.0 else None  # pixel space only (validated)
         net = merge(graphdef, template, rest, params)
-        return diffusion.training_loss(net, x, cond_mask(cfg, x.shape[0]), key, cfg.diffusion)
+        return diffusion.training_loss(net, x, cond_mask(cfg, x.shape[0]), key, cfg.diffusion,
+                                       wts)
     return loss
 
 

@@ -130,3 +130,45 @@ def test_grid_training_levels_match_sampler():
     cfg = configs.DiffusionConfig(objective="flow_x", sample_steps=4, t_dist="grid")
     lev = np.asarray(diffusion._train_levels(jax.random.key(0), 256, cfg))
     assert set(np.round(lev, 6)) == set(np.round(diffusion.sample_timesteps(cfg), 6))
+
+
+def test_pixel_mlp_head_shapes_and_per_pixel_nonlinearity():
+    cfg = configs.get_preset("dit-test")
+    ncfg = dataclasses.replace(cfg.dit, head="pixel_mlp", head_channels=4, head_hidden=8)
+    shape = cfg.diffusion_shape
+    model = dit.build(ncfg, shape)
+    x = jax.random.normal(jax.random.key(0), (2, *shape))
+    mask = jnp.zeros((2, shape[0])).at[:, 0].set(1.0)
+    out = model(x, jnp.array([0.0, 999.0]), x * mask[:, :, None, None, None], mask)
+    assert out.shape == x.shape and out.dtype == jnp.float32
+    # Zero final layer: every pixel gets the MLP of zero features, one constant colour.
+    np.testing.assert_allclose(out, np.broadcast_to(out[0, 0, 0, 0], out.shape), atol=1e-6)
+    # The head is a per-pixel function of the features: the same feature vector at two
+    # pixels gives the same colour, and it is not linear in the features.
+    f = jax.random.normal(jax.random.key(1), (1, 1, 1, 2, 4))
+    f = f.at[0, 0, 0, 1].set(f[0, 0, 0, 0])
+    y = model.head_fc2(nnx.gelu(model.head_fc1(f), approximate=True))
+    np.testing.assert_allclose(y[0, 0, 0, 0], y[0, 0, 0, 1], rtol=1e-6)
+    head = lambda v: model.head_fc2(nnx.gelu(model.head_fc1(v), approximate=True))  # noqa: E731
+    lin_gap = head(2 * f) - 2 * head(f) + head(jnp.zeros_like(f))
+    assert float(jnp.abs(lin_gap).max()) > 1e-3
+    with pytest.raises(ValueError, match="dit.head"):
+        configs.apply_overrides(cfg, ["dit.head=conv"])
+
+
+def test_weighted_loss_weights_the_squared_error():
+    cfg = configs.DiffusionConfig(objective="flow_x", sample_steps=4, t_dist="grid")
+    x0 = jax.random.uniform(jax.random.key(1), (2, 4, 4, 4, 3), minval=-1, maxval=1)
+    mask = jnp.zeros((2, 4)).at[:, 0].set(1.0)
+    err_net = lambda x, t, c, m: x0 + 0.1  # noqa: E731  squared error 0.01 everywhere
+    base, _ = diffusion.training_loss(err_net, x0, mask, jax.random.key(3), cfg)
+    np.testing.assert_allclose(float(base), 0.01, rtol=1e-5)
+    w = jnp.ones((2, 4, 4, 4, 1)).at[:, :, :2].set(3.0)  # half the rows weigh 3
+    got, _ = diffusion.training_loss(err_net, x0, mask, jax.random.key(3), cfg, w)
+    np.testing.assert_allclose(float(got), 0.02, rtol=1e-5)
+    # A pixel-space DiT may weight objects; a latent one may not (no pixels to find them in).
+    c = configs.apply_overrides(configs.get_preset("dit-test"), ["diffusion.fg_weight=10"])
+    assert c.diffusion.fg_weight == 10
+    with pytest.raises(ValueError, match="fg_weight"):
+        configs.apply_overrides(configs.get_preset("dit-test-latent"),
+                                ["diffusion.fg_weight=10"])

@@ -24,16 +24,21 @@ def test_quickstart_smoke(tmp_path):
     assert (out / "report" / "comparison.csv").is_file()
     shipped = "rolling out the checkpoint" in r.stdout
     assert shipped or "no checkpoint is shipped" in r.stdout
-    if shipped:  # the model's rows, plots and GIF strips
-        assert "uniform-px32" in md
+    if shipped:  # every scenario's model rows, the law table, plots and GIF strips
+        for sc in ("uniform", "collision", "parabola"):
+            assert f"{sc}-tiny" in md and f"#### {sc}-eval" in md
+        assert "Laws per scenario" in md and "momentum error" in md and "median a_y" in md
         assert list((out / "report" / "strips").glob("*.gif"))
         assert (out / "report" / "errors.png").is_file()
+        assert (out / "report" / "velocity_map.png").is_file()
     # the references separate: the truth scores far better than a frozen ball
     import csv
 
     rows = list(csv.DictReader(open(out / "report" / "comparison.csv")))
-    err = {r["model_or_ref"]: float(r["velocity_error"]) for r in rows if r["group"] == "all"}
-    assert err["truth"] < 0.2 < err["copy-last"]
+    for sc in ("uniform", "collision", "parabola"):
+        err = {r["model_or_ref"]: float(r["velocity_error"]) for r in rows
+               if r["group"] == "all" and r["eval"] == f"{sc}-eval"}
+        assert err["truth"] < 0.2 < err["copy-last"], (sc, err)
 
 
 def test_quickstart_rejects_unknown_option(tmp_path):

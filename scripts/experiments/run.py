@@ -24,6 +24,20 @@ from evals import experiments as ex  # noqa: E402
 from evals import pipeline as pl  # noqa: E402
 
 
+def _checkpoint_arg(items):
+    """``--checkpoint`` values: one plain DIR (every cell), or SCENARIO=DIR pairs."""
+    if not items:
+        return None
+    pairs = [i.split("=", 1) for i in items if "=" in i]
+    if not pairs:
+        if len(items) > 1:
+            raise ValueError("several --checkpoint DIRs: name their scenarios (SCENARIO=DIR)")
+        return items[0]
+    if len(pairs) != len(items):
+        raise ValueError("--checkpoint: give either one DIR or SCENARIO=DIR pairs, not both")
+    return dict(pairs)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/experiments/run.py", description=__doc__.split(
         "\n\n")[0])
@@ -37,8 +51,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None, help="training steps (default: scale's)")
     p.add_argument("--n-eval", type=int, default=None, help="videos per eval split")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", default=None,
-                   help="sample from this trained workdir instead of training")
+    p.add_argument("--checkpoint", action="append", default=None, metavar="[SCENARIO=]DIR",
+                   help="sample from this trained workdir instead of training; SCENARIO=DIR "
+                        "(repeatable) gives each scenario its own and drops the others")
     p.add_argument("--no-train", action="store_true",
                    help="plan only data and the references (no model)")
     p.add_argument("--emit", action="store_true", help="write plan.json and run.sh, run nothing")
@@ -51,10 +66,11 @@ def main(argv=None) -> int:
         return 0
     out = a.out or f"runs/exp/{a.experiment}-{a.scale}"
     try:
+        ckpt = _checkpoint_arg(a.checkpoint)
         plan = pl.plan(a.experiment, a.scale, out, scenarios=a.scenario,
                        models=a.models.split(",") if a.models else None,
                        data=a.data.split(",") if a.data else None, steps=a.steps,
-                       n_eval=a.n_eval, seed=a.seed, checkpoint=a.checkpoint,
+                       n_eval=a.n_eval, seed=a.seed, checkpoint=ckpt,
                        train=not a.no_train)
     except ValueError as e:
         print(f"run.py: error: {e}", file=sys.stderr)
