@@ -4,18 +4,24 @@
   evaluator makes on perfect videos); any model's error should be read against it.
 - ``copy-last``: every generated frame is the last conditioning frame (a frozen object).
   The error of a model that learned nothing about motion.
+- ``knn``: pure case retrieval (the paper's "case-based" generalisation taken literally):
+  the training video whose conditioning frames are nearest in pixel space continues the
+  evaluation video's own conditioning frames (:mod:`models.retrieval`).
 
-Both write ``OUT/{id}.npy``, uint8 (T, R, R, 3), for every video of a physim dataset, so
+All write ``OUT/{id}.npy``, uint8 (T, R, R, 3), for every video of a physim dataset, so
 ``physim evaluate OUT --truth DATA`` scores them like any model. No jax needed.
 
 CLI: ``python -m models.baselines {truth,copy-last} --data EVALDIR --out GEN
-[--resolution R] [--n-cond C] [--limit N]``.
+[--resolution R] [--n-cond C] [--limit N]``;
+``python -m models.baselines knn --train TRAINDIR --data EVALDIR --out GEN [--resolution R]
+[--flip] [--approx F]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import numpy as np
 
@@ -74,14 +80,33 @@ def write_baseline(kind: str, data, out, resolution: int = 32, n_cond: int | Non
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.baselines", description=__doc__.split(
         "\n\n")[0])
-    p.add_argument("kind", choices=BASELINES)
+    p.add_argument("kind", choices=(*BASELINES, "knn"))
     p.add_argument("--data", required=True, help="physim dataset folder (an eval set)")
     p.add_argument("--out", required=True, help="folder for {id}.npy videos")
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--n-cond", type=int, default=None, help="default: each record's own")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--train", default=None, help="knn: the training dataset folder")
+    p.add_argument("--flip", action="store_true",
+                   help="knn: horizontally mirrored training videos are candidates too")
+    p.add_argument("--approx", type=int, default=0, metavar="F",
+                   help="knn: search on F-times downsampled frames, then rank the best "
+                        "candidates exactly (for 300K+ training videos); 0: exact")
     a = p.parse_args(argv)
-    n = write_baseline(a.kind, a.data, a.out, a.resolution, a.n_cond, a.limit)
+    try:
+        if a.kind == "knn":
+            if not a.train:
+                raise ValueError("knn needs --train TRAINDIR")
+            from models import retrieval
+
+            n = retrieval.write_knn(a.train, a.data, a.out, resolution=a.resolution,
+                                    flip=a.flip, approx=a.approx, n_cond=a.n_cond,
+                                    limit=a.limit)
+        else:
+            n = write_baseline(a.kind, a.data, a.out, a.resolution, a.n_cond, a.limit)
+    except ValueError as e:
+        print(f"baselines: error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {n} {a.kind} videos to {a.out}")
     return 0
 

@@ -179,12 +179,31 @@ def bench_scenes(quick: bool) -> list[str]:
     return bench_combinatorial(quick)
 
 
+def bench_train(quick: bool) -> list[str]:
+    """Train-step throughput of the quickstart's dit-tiny beside the previous dit-px32
+    (``models.train.benchmark``: jitted step on random videos, no data loading)."""
+    from models import configs, train
+
+    steps = 3 if quick else 10
+    r = {n: train.benchmark(configs.get_preset(n), steps=steps) for n in ("dit-px32",
+                                                                          "dit-tiny")}
+    a, b = r["dit-tiny"], r["dit-px32"]
+    return [
+        f"| train step dit-tiny (patch 4x8x8, {a['tokens']} tokens, {a['params'] / 1e6:.2f}M "
+        f"params, batch {a['batch']}) | {a['videos_per_s']:.1f} videos/s "
+        f"({a['step_s'] * 1e3:.0f} ms/step) | dit-px32 (patch 1x16x16, {b['tokens']} tokens): "
+        f"{b['videos_per_s']:.1f} videos/s ({b['step_s'] * 1e3:.0f} ms/step) | "
+        f"{a['videos_per_s'] / b['videos_per_s']:.2f}x |"
+    ]
+
+
 SECTIONS = {
     "sim_render": bench_sim_render,
     "generate": bench_generate,
     "loader": bench_loader,
     "evals": bench_evals,
     "scenes": bench_scenes,
+    "train": bench_train,
 }
 
 
