@@ -87,9 +87,14 @@ def collect(run_dir) -> list[dict]:
                     row["attr_counts"] = json.dumps(pr.get("counts", {}))
             rows.append(row)
 
+    knn, seen = p.get("options", {}).get("knn") or {}, set()
     for c in p["cells"]:
         for e in c["evals"]:
             add(c["name"], "model", c, e["name"], run / "cells" / c["name"] / "eval" / e["name"])
+            d = knn.get(c["name"], {}).get(e["name"])
+            if d and d not in seen:  # case retrieval on this cell's training set, once
+                seen.add(d)
+                add(f"knn/{Path(d).parent.name}", "knn", c, e["name"], Path(d))
     evals = {e["name"] for c in p["cells"] for e in c["evals"]}
     for kind in REFERENCES:
         for e in sorted(evals):
@@ -152,19 +157,23 @@ def _ref_lines(rows, run, evalset, split):
 
 def section_errors(rows, run, title) -> str:
     """Every cell's ID/OOD velocity error beside the references and the paper."""
-    cells = [r for r in _get(rows, run=run, kind="model", group="all")]
+    cells = [r for r in _get(rows, run=run, group="all") if r["kind"] in ("model", "knn")]
     body = []
     for r in cells:
         e = r["eval"]
-        id_, ood = (_err(rows, run=run, cell=r["cell"], eval=e, group=g) for g in ("id", "ood"))
+        id_, ood = (_err(rows, run=run, model_or_ref=r["model_or_ref"], eval=e, group=g)
+                    for g in ("id", "ood"))
         sc, m, d = r["scenario"], r["size"], r["data"]
         pp = paper.SCALING.get((sc, m, d), {}) if r["experiment"] == "scaling" else {}
         rng = paper.SCALING_RANGE.get(sc) if r["experiment"] == "scaling" else None
         tags = ", ".join(f"{k[4:]}={v}" for k, v in r.items() if k.startswith("tag_") and v)
         ratio = ood / id_ if id_ and ood is not None else None
-        lost = [(_get(rows, run=run, cell=r["cell"], eval=e, group=g) or [{}])[0].get("lost")
-                for g in ("id", "ood")]
-        body.append([r["cell"], tags, e, r["n"], id_, ood, ratio, *lost, pp.get("id"),
+        lost = [(_get(rows, run=run, model_or_ref=r["model_or_ref"], eval=e, group=g)
+                 or [{}])[0].get("lost") for g in ("id", "ood")]
+        who = r["cell"] if r["kind"] == "model" else f"**{r['model_or_ref']}** (case retrieval)"
+        if r["kind"] == "knn":
+            pp = {}
+        body.append([who, tags, e, r["n"], id_, ood, ratio, *lost, pp.get("id"),
                      pp.get("ood"), f"{rng[0][0]}–{rng[0][1]} / {rng[1][0]}–{rng[1][1]}"
                      if rng else "—"])
     for k in REFERENCES:
@@ -261,7 +270,8 @@ def section_attributes(rows, run) -> str:
     body = []
     refs = [dict(r, scenario=r["eval"].removesuffix("-eval"))
             for r in _get(rows, run=run, kind="reference", group="all")]
-    for r in _get(rows, run=run, kind="model", group="all") + refs:
+    knn = _get(rows, run=run, kind="knn", group="all")
+    for r in _get(rows, run=run, kind="model", group="all") + knn + refs:
         pair = r["scenario"]
         if pair not in paper.ATTRIBUTES:
             continue
@@ -276,7 +286,8 @@ def section_attributes(rows, run) -> str:
                      f"{b} kept, {a} changed: {ours[1]}",
                      ", ".join(f"{k}: {v}" for k, v in counts.items() if ">" not in k) or "—",
                      kept if n else "not measurable", want,
-                     ("yes" if kept == want else "no") if r["kind"] == "model" and n else "—",
+                     ("yes" if kept == want else "no") if r["kind"] != "reference" and n
+                     else "—",
                      evidence])
         got = _get(rows, run=run, model_or_ref=r["model_or_ref"], eval=r["eval"], group="ood")
         lost = got[0].get("lost") if got else None

@@ -42,7 +42,8 @@ def plot_scaling(rows, run, out: Path) -> Path | None:
         for j, split in enumerate(("id", "ood")):
             ax = axes[i, j]
             for m in ("S", "B", "L"):
-                ys = [_err(rows, run=run, scenario=sc, size=m, data=d, group=split) for d in order]
+                ys = [_err(rows, run=run, kind="model", scenario=sc, size=m, data=d, group=split)
+                      for d in order]
                 if any(y is not None for y in ys):
                     ax.plot(
                         order,
@@ -78,7 +79,8 @@ def plot_errors(rows, out: Path) -> Path | None:
         r
         for r in _get(rows, kind="model", group="all")
         if any(
-            _err(rows, run=r["run"], cell=r["cell"], eval=r["eval"], group=g) for g in ("id", "ood")
+            _err(rows, run=r["run"], cell=r["cell"], kind="model", eval=r["eval"], group=g)
+            for g in ("id", "ood")
         )
     ]
     if not cells:
@@ -89,7 +91,8 @@ def plot_errors(rows, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(cells) + 3), 4))
     for k, split in enumerate(("id", "ood")):
         ys = [
-            _err(rows, run=r["run"], cell=r["cell"], eval=r["eval"], group=split) or np.nan
+            _err(rows, run=r["run"], cell=r["cell"], kind="model", eval=r["eval"],
+                 group=split) or np.nan
             for r in cells
         ]
         ax.bar(x + (k - 0.5) * 0.4, ys, 0.4, label=f"{split.upper()} (ours)")

@@ -14,6 +14,7 @@ Run directory layout::
     RUN/plan.json               experiment, scale, cells, eval sets, stages
     RUN/data/<dataset>/         training and evaluation sets (states only)
     RUN/baselines/<kind>/<eval>/{gen,eval}/   truth and copy-last references
+    RUN/baselines/knn/<train set>[-flip]/<eval>/{gen,eval}/   case retrieval (models.retrieval)
     RUN/cells/<cell>/model/     training workdir (checkpoints, metrics.jsonl)
     RUN/cells/<cell>/gen/<eval>/   rollouts ({id}.npy)
     RUN/cells/<cell>/eval/<eval>/  physim evaluate output (results.json, per_video.csv)
@@ -139,6 +140,25 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
                                                     str(eval_res[e.name])), "baseline"))
             add(_evaluate(f"evaluate-{kind}-{e.name}", base / "gen", eval_dirs[e.name],
                           base / "eval", e.metrics))
+    # Case retrieval (models.retrieval): one knn reference per (training set, flip, eval
+    # set), so each learned cell is read against "pure case retrieval" on its own data.
+    knn_dirs: dict[str, dict[str, str]] = {}
+    for c in cells:
+        tdir = train_dirs.get(c.name, "")
+        if not tdir or tdir.startswith("scenario:"):
+            continue
+        flip = c.flip if c.flip is not None else _preset_flip((c.preset or
+                                                                sc.models[c.model]).preset)
+        key = Path(tdir).name + ("-flip" if flip else "")
+        for e in c.evals:
+            base = run / "baselines" / "knn" / key / e.name
+            add(Stage(f"baseline-knn-{key}-{e.name}",
+                      ("baselines", "knn", "--train", tdir, "--data", eval_dirs[e.name],
+                       "--out", str(base / "gen"), "--resolution", str(eval_res[e.name]),
+                       *(("--flip",) if flip else ())), "baseline"))
+            add(_evaluate(f"evaluate-knn-{key}-{e.name}", base / "gen", eval_dirs[e.name],
+                          base / "eval", e.metrics))
+            knn_dirs.setdefault(c.name, {})[e.name] = str(base / "eval")
     vae_dir = None
     if sc.vae is not None and train and not ckpts and any(c.preset is None for c in cells):
         biggest = max(cells, key=lambda c: sc.data.get(c.data_label, sc.n_attr))
@@ -183,7 +203,8 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
               "report"))
     opts = dict(scenarios=list(scen), models=models, data=data, steps=steps, n_eval=n_eval,
                 seed=seed, eval_dirs=eval_dirs, paper=exp.paper, title=exp.title,
-                checkpoint=", ".join(sorted(set(ckpts.values()))) or None, train=train)
+                checkpoint=", ".join(sorted(set(ckpts.values()))) or None, train=train,
+                knn=knn_dirs)
     return Plan(experiment, scale, str(run), tuple(cells), tuple(stages.values()), opts)
 
 
@@ -206,6 +227,15 @@ def _resolution(workdir: str) -> int:
     if not cfg_path.is_file():
         raise ValueError(f"{workdir} is not a training workdir (no config.json)")
     return int(json.loads(cfg_path.read_text())["data"]["resolution"])
+
+
+def _preset_flip(preset: str) -> bool:
+    """Whether the preset trains on horizontally flipped videos too (its data.flip)."""
+    try:
+        from models.configs import get_preset
+    except ImportError:  # pragma: no cover - models ship with physim
+        return False
+    return bool(get_preset(preset).data.flip)
 
 
 def get_preset_resolution(preset: str) -> int | None:

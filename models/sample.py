@@ -74,7 +74,12 @@ _JIT = {}
 
 
 def _generate(s: Sampler, video, keys, steps):
-    k = (id(s), steps)
+    # Keyed by the config, not the sampler: runs of one preset (the quickstart's three
+    # models) share a compiled rollout; weights are arguments. A latent model's frozen VAE
+    # is an argument too, its network the one its config names.
+    from models import configs
+
+    k = (configs.to_json(s.cfg), steps)
     if k not in _JIT:
         vparts = s.vae[0] if s.vae else None
         _JIT[k] = jax.jit(lambda p, f, v, ks: _generate_impl(s.cfg, s.parts, vparts, steps, p,

@@ -162,9 +162,15 @@ def test_runner_references_resume_and_report(tmp_path):
     truth = compare._err(rows, model_or_ref="truth", group="all")
     copy = compare._err(rows, model_or_ref="copy-last", group="all")
     assert truth is not None and copy is not None and truth < copy
+    # Case retrieval: one reference per training set and eval set, beside the cells.
+    knn = compare._get(rows, kind="knn", group="all")
+    assert knn and all(r["model_or_ref"].startswith("knn/") for r in knn)
+    assert len({(r["model_or_ref"], r["eval"]) for r in knn}) == len(
+        [s for s in p.stages if s.name.startswith("baseline-knn-")])
     path = compare.build_report([p.run_dir], tmp_path / "rep")
     md = path.read_text()
     assert "copy-last" in md and "truth" in md and "0.0099" in md  # the paper's floor
+    assert "(case retrieval)" in md
     assert (tmp_path / "rep" / "comparison.csv").is_file()
     assert (tmp_path / "rep" / "errors.png").is_file() is False  # no model evaluated yet
 
