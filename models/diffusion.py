@@ -74,7 +74,7 @@ def _frames(mask):
     return mask[:, :, None, None, None]
 
 
-def training_loss(apply, x0, mask, key, cfg: DiffusionConfig, weights=None):
+def training_loss(apply, x0, mask, key, cfg: DiffusionConfig, weights=None, cond=None):
     """Mean squared error of the objective on one batch.
 
     Args:
@@ -84,13 +84,16 @@ def training_loss(apply, x0, mask, key, cfg: DiffusionConfig, weights=None):
       key: PRNG key (noise and levels).
       weights: optional (B, T, H, W, 1) per-element weights of the squared error (e.g.
         :func:`models.vae.pixel_weights`); None: all 1.
+      cond: optional (B, T, H, W, C) conditioning input, zero after the given frames;
+        None: ``x0`` on the mask's frames. A latent model passes the latents of what the
+        sampler will see (the given frames, the last one repeated).
     Returns:
       (loss scalar, metrics dict).
     """
     b = x0.shape[0]
     k_t, k_eps = jax.random.split(key)
     eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
-    cond = x0 * _frames(mask)
+    cond = (x0 if cond is None else cond) * _frames(mask)
     lev = _train_levels(k_t, b, cfg)
     if cfg.objective == "v":
         abar = jnp.asarray(alphas_cumprod(cfg), jnp.float32)[lev]

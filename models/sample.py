@@ -46,8 +46,10 @@ class Sampler:
         steps = steps or cfg.diffusion.sample_steps
         b = cond_frames.shape[0]
         known = cond_frames[:, : d.n_cond]
-        # Pad by repeating the last given frame (only matters for a causal VAE's latents).
-        video = np.concatenate([known, np.repeat(known[:, -1:], d.frames - d.n_cond, 1)], 1)
+        # The last given frame repeated: what a latent model was trained to be given.
+        video = train.given_video(np.concatenate(
+            [known, np.zeros((b, d.frames - d.n_cond, *known.shape[2:]), known.dtype)], 1),
+            d.n_cond)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b))
         out = _generate(self, jnp.asarray(video), keys, int(steps))
         out = np.array(out)
@@ -58,10 +60,10 @@ class Sampler:
 def _generate_impl(cfg, parts, vparts, steps, params, frozen, video, keys):
     g, t, r = parts
     net = train.merge(g, t, r, params)
-    x = train.to_float(video)  # (B, T, R, R, 3)
+    x = train.to_float(video)  # (B, T, R, R, 3), frames after the given ones: the last
     if vparts is not None:
         vae = train.merge(*vparts, frozen["vae"])
-        x = vae.encode(x)[0] * frozen["scale"]  # (B, t, h, w, Cl)
+        x = vae.encode(x)[0] * frozen["scale"]  # (B, t, h, w, Cl) = train.latents' cond
     mask = train.cond_mask(cfg, x.shape[0])  # (B, t)
     cond = x * mask[:, :, None, None, None]
     y = diffusion.sample(net, cond, mask, keys, cfg.diffusion, steps)

@@ -80,10 +80,38 @@ def to_float(batch):
 
 
 def cond_mask(cfg: configs.Config, b: int):
-    """(B, T') float mask of the conditioning frames in diffusion time (latent frames)."""
+    """(B, T') float mask of the conditioning frames in diffusion time (latent frames).
+
+    Pixel space: the given frames. Latent space: every latent frame that sees a given
+    frame. The VAE is causal (``models.vae``): latent 0 encodes frame 0 alone and latent
+    k >= 1 frames ``f(k-1)+1 .. fk`` (f = temporal factor), so ``1 + ceil((c - 1) / f)``
+    latents see the c given frames; the unknown frames they also see are the last given
+    frame repeated, in training (:func:`latents`) as in sampling.
+    """
     t = cfg.diffusion_shape[0]
-    n = -(-cfg.data.n_cond * t // cfg.data.frames)  # latent frames touching given frames
+    f = cfg.data.frames // t
+    n = min(1 + -(-(cfg.data.n_cond - 1) // f), t)  # latent frames seeing given frames
     return jnp.broadcast_to((jnp.arange(t) < n).astype(jnp.float32), (b, t))
+
+
+def given_video(x, n_cond: int):
+    """The video a sampler is given: frames ``>= n_cond`` of x (B, T, ...) replaced by frame
+    ``n_cond - 1`` (numpy or jax arrays). A VAE with temporal downsampling encodes given
+    and unknown frames into one latent frame, so training must encode this, not x."""
+    t = x.shape[1]
+    idx = np.minimum(np.arange(t), n_cond - 1)
+    return x[:, idx]
+
+
+def latents(cfg: configs.Config, vae_parts, frozen, x):
+    """(latents of x, conditioning latents) for a latent DiT: posterior means scaled to unit
+    variance, the second of :func:`given_video` (the same as x's on the conditioning
+    latents when those see given frames only, e.g. without temporal downsampling)."""
+    vae = merge(*vae_parts, frozen["vae"])
+    z = vae.encode(x)[0] * frozen["scale"]  # (B, t, h, w, Cl)
+    if cfg.vae.temporal_down == 1:
+        return z, z
+    return z, vae.encode(given_video(x, cfg.data.n_cond))[0] * frozen["scale"]
 
 
 def same_network(old: configs.Config, cfg: configs.Config, params) -> bool:
@@ -123,15 +151,14 @@ def make_loss(cfg: configs.Config, graphdef, template, rest, vae_parts=None):
 
     def loss(params, batch, key, frozen):
         x = to_float(batch)  # (B, T, H, W, 3)
-        if vae_parts is not None:  # frozen VAE: posterior mean, scaled to unit variance
-            vg, vt, vr = vae_parts
-            mean, _ = merge(vg, vt, vr, frozen["vae"]).encode(x)
-            x = jax.lax.stop_gradient(mean * frozen["scale"])  # (B, t, h, w, Cl)
+        cond = None
+        if vae_parts is not None:  # frozen VAE: posterior means, scaled to unit variance
+            x, cond = jax.lax.stop_gradient(latents(cfg, vae_parts, frozen, x))  # (B,t,h,w,Cl)
         fg = cfg.diffusion.fg_weight
         wts = pixel_weights(x, fg) if fg != 1.0 else None  # pixel space only (validated)
         net = merge(graphdef, template, rest, params)
         return diffusion.training_loss(net, x, cond_mask(cfg, x.shape[0]), key, cfg.diffusion,
-                                       wts)
+                                       wts, cond)
     return loss
 
 

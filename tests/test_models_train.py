@@ -275,3 +275,41 @@ def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path):
     # Resuming a workdir with another network is refused before any array is restored.
     with pytest.raises(ValueError, match="different model"):
         train.train(configs.apply_overrides(cfg, ["dit.width=48"]), src, a, progress=False)
+
+
+@pytest.mark.parametrize("temporal_down", [1, 2, 4])
+def test_conditioning_latents_at_sampling_equal_those_of_training(temporal_down, monkeypatch):
+    """A latent DiT is trained on the conditioning latents the sampler will give it (the
+    given frames with the last one repeated), for every VAE temporal factor."""
+    from models import diffusion
+    from models.vae import VAE
+
+    cfg = configs.get_preset("dit-test-latent")
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, frames=8, n_cond=3),
+                              vae=dataclasses.replace(cfg.vae, temporal_down=temporal_down))
+    g, vparams, r, t = train.split_params(VAE(cfg.vae, rngs=__import__("flax").nnx.Rngs(0)))
+    frozen = {"vae": vparams, "scale": jax.numpy.float32(1.3)}
+    video = data.SyntheticSource(16, 8, seed=1)[0][None]  # (1, 8, 16, 16, 3) uint8
+    x = train.to_float(video)
+    mask = train.cond_mask(cfg, 1)[:, :, None, None, None]
+    z, z_cond = train.latents(cfg, (g, t, r), frozen, x)
+    seen = {}
+
+    def fake_sample(apply, cond, mask_, key, dcfg, steps=None):
+        seen["cond"] = np.asarray(cond)
+        return jax.numpy.zeros_like(cond)
+
+    monkeypatch.setattr(diffusion, "sample", fake_sample)
+    monkeypatch.setattr(sample, "_generate", lambda s, v, k, n: sample._generate_impl(
+        s.cfg, s.parts, s.vae[0], n, s.params, s.vae[1], v, k))
+    dg, dparams, dr, dt = train.split_params(train.build_model(cfg))
+    s = sample.Sampler(cfg, dparams, (dg, dt, dr), ((g, t, r), frozen))
+    s.generate(video[:, :3], jax.random.key(0))
+    np.testing.assert_allclose(seen["cond"], np.asarray(z_cond * mask), atol=1e-6)
+    # Causal VAE: latent 0 sees frame 0, latent k frames f(k-1)+1..fk. Conditioning latents
+    # are those seeing a given frame (frames 0-2): 3 / 2 / 2 of them for f = 1 / 2 / 4.
+    assert int(train.cond_mask(cfg, 1).sum()) == {1: 3, 2: 2, 4: 2}[temporal_down]
+    if temporal_down == 4:  # negative control: latent 1 also sees frames 3-4 (unknown)
+        assert np.abs(np.asarray((z - z_cond) * mask)).max() > 1e-4
+    else:  # factor 2: latent 1 sees frames 1-2, both given
+        np.testing.assert_allclose(np.asarray(z * mask), np.asarray(z_cond * mask), atol=1e-6)
