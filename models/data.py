@@ -84,12 +84,15 @@ class ScenarioSource:
 
 
 class DatasetSource:
-    """A physim dataset directory; ``ds.frames(i, resolution=R)`` per video."""
+    """One split of a physim dataset directory (default ``train``: evaluation videos kept
+    in the same folder never leak into training); ``ds.frames(i, resolution=R)`` per video."""
 
-    def __init__(self, path: str, resolution: int):
+    def __init__(self, path: str, resolution: int, split: str = "train"):
         import physim.dataset
 
-        self.ds, self.resolution = physim.dataset.open(path), resolution
+        self.ds, self.resolution = physim.dataset.open(path, split=split), resolution
+        if len(self.ds) == 0:
+            raise ValueError(f"{path} holds no {split!r} videos")
         self.ids = list(self.ds.ids)
 
     def __len__(self):
@@ -119,10 +122,12 @@ class FramesIterator:
         self.iterator.set_state(state)
 
 
-def open_source(spec: str, data: DataConfig, seed: int | None = None, batch_size: int = 0):
+def open_source(spec: str, data: DataConfig, seed: int | None = None, batch_size: int = 0,
+                split: str = "train"):
     """The source (or, for ``grain:``, the batch iterator) named by a ``--data`` spec.
 
-    ``batch_size``: global batch size, needed by ``grain:`` only.
+    ``batch_size``: global batch size, needed by ``grain:`` only. ``split``: the split of a
+    dataset directory that is read (``grain:`` reads ``train``).
     """
     seed = data.seed if seed is None else seed
     if spec.startswith("grain:"):
@@ -140,7 +145,7 @@ def open_source(spec: str, data: DataConfig, seed: int | None = None, batch_size
     if spec.startswith("scenario:"):
         return ScenarioSource(spec.split(":", 1)[1], data.resolution, seed)
     if os.path.isdir(spec):
-        return DatasetSource(spec, data.resolution)
+        return DatasetSource(spec, data.resolution, split)
     raise ValueError(f"--data {spec!r} is neither a directory, 'grain:DIR', 'synthetic' nor "
                      "'scenario:NAME'")
 

@@ -177,6 +177,10 @@ def run_sample(args) -> int:
 
     import physim.dataset
 
+    if args.batch < 1 or (args.limit is not None and args.limit < 1) or (
+            args.steps is not None and args.steps < 1):
+        raise ValueError(f"--batch, --limit and --steps must be >= 1, got {args.batch}, "
+                         f"{args.limit}, {args.steps}")
     s = _restore(args.workdir, None, args.weights == "ema", None)
     is_vae = isinstance(s, Reconstructor)
     d = s.cfg.data

@@ -365,6 +365,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, config.json")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. train.lr=3e-4 (repeatable)")
+    p.add_argument("--split", default="train",
+                   help="split of a --data directory to train on (default: train only)")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this step")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--distributed", action="store_true",
@@ -376,7 +378,8 @@ def run_train(args) -> int:
     if args.distributed:
         jax.distributed.initialize()
     cfg = configs.apply_overrides(configs.get_preset(args.preset), args.set)
-    source = data.open_source(args.data, cfg.data, batch_size=cfg.train.batch_size)
+    source = data.open_source(args.data, cfg.data, batch_size=cfg.train.batch_size,
+                              split=args.split)
     m = train(cfg, source, args.workdir, progress=not args.no_progress, stop_at=args.stop_at)
     print(json.dumps(m))
     return 0

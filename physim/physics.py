@@ -262,9 +262,11 @@ def simulate_batch(
     radii, masses, pos0, vel0 = _check_batch(radii, masses, positions0, velocities0)
     if not 0.0 <= restitution <= 1.0 or not 0.0 <= wall_restitution <= 1.0:
         raise ValueError(f"restitution must be in [0, 1], got {restitution}, {wall_restitution}")
-    if n_frames < 1 or not dt > 0:
-        raise ValueError(f"need n_frames >= 1 and dt > 0, got {n_frames}, {dt}")
+    if n_frames < 1 or not 0 < dt < np.inf:
+        raise ValueError(f"need n_frames >= 1 and a finite dt > 0, got {n_frames}, {dt}")
     g = np.asarray(gravity, dtype=np.float64).reshape(2)
+    if not np.all(np.isfinite(g)):
+        raise ValueError(f"gravity must be finite, got {tuple(g)}")
     m, n = radii.shape
     out_pos = np.empty((m, n_frames, n, 2))
     out_vel = np.empty((m, n_frames, n, 2))

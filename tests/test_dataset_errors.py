@@ -37,6 +37,17 @@ def gen(out, n=30, **kw):
         ({"shards": "a:b"}, "A:B"),
         ({"executor": "dask"}, "unknown executor"),
         ({"workers": 0}, "workers"),
+        # Field values are checked against the spec before anything is written.
+        ({"overrides": {"restitution": -1.0}}, r"restitution must be in \[0, 1\]"),
+        ({"overrides": {"dt": float("nan")}}, "finite number"),
+        ({"overrides": {"dt": "nan"}}, "expected a number"),
+        ({"overrides": {"n_frames": "abc"}}, "expected a number"),
+        ({"overrides": {"n_frames": 2.5}}, "expected an integer"),
+        ({"overrides": {"grid_r": "abc"}}, "expected a number"),
+        ({"overrides": {"v_id": (1.0, 2.0, 3.0)}}, "expected 2 values"),
+        ({"scenario": "parabola", "overrides": {"gravity": (float("nan"), -1.0)}},
+         "finite number"),
+        ({"split": "id", "overrides": {"restitution": -1.0}}, "restitution"),
     ],
 )
 def test_bad_arguments_write_nothing(tmp_path, kwargs, match):
@@ -45,6 +56,23 @@ def test_bad_arguments_write_nothing(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         gen(out, n=n, **kwargs)
     assert not out.exists()
+
+
+def test_good_field_values_still_generate(tmp_path):
+    # The positive control of the checks above: the same fields with sound values.
+    gen(tmp_path / "ok", n=10, scenario="parabola",
+        overrides={"restitution": 0.5, "dt": 0.05, "n_frames": 16, "gravity": (0.0, -1.0)})
+    ds = dataset.open(tmp_path / "ok")
+    assert len(ds) == 10 and ds.n_frames == 16
+
+
+def test_simulate_refuses_non_finite_gravity():
+    from physim import Objects, simulate
+
+    with pytest.raises(ValueError, match="gravity must be finite"):
+        simulate(Objects.make([1.0]), [[5, 5]], [[0, 0]], gravity=(0, float("nan")))
+    traj = simulate(Objects.make([1.0]), [[5, 5]], [[0, 0]], gravity=(0, -1.0), walls=False)
+    np.testing.assert_allclose(traj.positions[5, 0, 1], 5 - 0.5 * 0.5**2, atol=1e-12)
 
 
 def test_foreign_non_empty_directory_is_untouched(tmp_path):

@@ -211,6 +211,36 @@ def test_sample_cli_writes_full_length_videos(overfit_run, tiny_dataset, tmp_pat
                                                             n_frames=d.n_cond))
 
 
+@pytest.mark.parametrize("bad", [["--batch", "-1"], ["--limit", "-5"], ["--batch", "0"],
+                                 ["--steps", "0"]])
+def test_sample_cli_refuses_non_positive_counts(overfit_run, tiny_dataset, tmp_path, bad):
+    _, wd, _ = overfit_run
+    parser = argparse.ArgumentParser()
+    sample.add_parser(parser.add_subparsers())
+    out = tmp_path / "gen"
+    args = parser.parse_args(["sample", "--workdir", wd, "--data", tiny_dataset, "--out",
+                              str(out), *bad])
+    with pytest.raises(ValueError, match="must be >= 1"):
+        args.func(args)
+    assert not out.exists()
+
+
+def test_a_dataset_dir_trains_on_its_train_split_only(tmp_path):
+    import physim.dataset
+
+    out = tmp_path / "mixed"
+    physim.dataset.generate("uniform", split="train", n=6, seed=0, out=str(out),
+                            progress=False)
+    physim.dataset.generate("uniform", split="id", n=4, seed=0, out=str(out), progress=False)
+    cfg = configs.get_preset("dit-test")
+    src = data.open_source(str(out), cfg.data)
+    assert len(src) == 6 and all("-train-" in i for i in src.ids)
+    ev = data.open_source(str(out), cfg.data, split="id")  # only when asked
+    assert len(ev) == 4 and all("-id-" in i for i in ev.ids)
+    with pytest.raises(ValueError, match="has no split 'ood'"):
+        data.open_source(str(out), cfg.data, split="ood")
+
+
 def test_random_clips_are_windows_of_the_videos():
     src = data.SyntheticSource(16, 12)
     start = data.BatchIterator(src, 4, 4, seed=3, flip=False).batch(0)

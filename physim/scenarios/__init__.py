@@ -53,7 +53,42 @@ def scenario(name: str, **overrides):
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"{name}: unknown key(s) {unknown}; known: {sorted(known)}")
+        defaults = factory()
+        for key, value in overrides.items():
+            _check_like(f"{name}: {key}", value, getattr(defaults, key))
     return factory(**overrides)
+
+
+def _check_like(what: str, value, default) -> None:
+    """``ValueError`` unless ``value`` has the kind of ``default``: a finite number for a
+    number (an integer for an integer), a tuple of as many such for a tuple, a string
+    for a string."""
+    import math
+    import numbers
+
+    def bad(why):
+        raise ValueError(f"{what}={value!r}: {why}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            bad("expected true or false")
+    elif isinstance(default, numbers.Number):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            bad("expected a number")
+        if not math.isfinite(value):
+            bad("expected a finite number")
+        if isinstance(default, numbers.Integral) and value != int(value):
+            bad("expected an integer")
+    elif isinstance(default, tuple):
+        if not isinstance(value, tuple | list):
+            bad(f"expected {len(default)} values like {default}")
+        if default and all(isinstance(d, numbers.Number) for d in default):
+            if len(value) != len(default):
+                bad(f"expected {len(default)} values like {default}")
+            for v, d in zip(value, default, strict=True):
+                _check_like(what, v, d)
+    elif isinstance(default, str) and not isinstance(value, str):
+        bad("expected a string")
 
 
 __all__ = [

@@ -147,8 +147,15 @@ class DiscScenario:
     random_splits: ClassVar[tuple[str, ...]] = ("train",)
 
     def __post_init__(self):
-        if self.n_frames < 2 or not self.dt > 0:
-            raise ValueError(f"need n_frames >= 2 and dt > 0, got {self.n_frames}, {self.dt}")
+        if self.n_frames < 2 or not 0 < self.dt < np.inf:
+            raise ValueError(f"need n_frames >= 2 and a finite dt > 0, got {self.n_frames}, "
+                             f"{self.dt}")
+        g = np.asarray(self.gravity, dtype=np.float64)
+        if g.shape != (2,) or not np.all(np.isfinite(g)):
+            raise ValueError(f"gravity must be two finite numbers (world units/s²), got "
+                             f"{self.gravity}")
+        if not 0.0 <= self.restitution <= 1.0:
+            raise ValueError(f"restitution must be in [0, 1], got {self.restitution}")
         if not 0 <= self.n_cond < self.n_frames:
             raise ValueError(f"n_cond must be in [0, n_frames), got {self.n_cond}")
         if self.max_tries < 1:
