@@ -39,6 +39,20 @@ def generate(*args, **kwargs) -> dict:
     return _generate(*args, **kwargs)
 
 
+# Names that end up in output paths (video ids, the scenario, shard files): one plain path
+# component each, so nothing read from a dataset can make a writer leave its --out folder.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_name(what: str, name) -> str:
+    """``name`` if it is a safe single path component (``SAFE_NAME``, not ``..``), else
+    ``DatasetError`` naming it."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        raise DatasetError(f"{what} {name!r} is not a plain name ([A-Za-z0-9._-], no '..', "
+                           "no '/'): refusing a path outside the dataset")
+    return name
+
+
 def read_manifest(path) -> dict:
     """The manifest of dataset folder ``path``, after checking its format version."""
     p = Path(path) / "manifest.json"
@@ -61,6 +75,13 @@ def read_manifest(path) -> dict:
             f"{p} has unknown manifest format version {version!r}; "
             f"this physim reads version {MANIFEST_VERSION}"
         )
+    check_name(f"{p}: scenario", manifest.get("scenario"))
+    for split, body in (manifest.get("splits") or {}).items():
+        check_name(f"{p}: split", split)
+        for entry in body.get("shards", []):
+            parts = str(entry.get("file", "")).split("/")
+            for part in parts:
+                check_name(f"{p}: shard file {entry.get('file')!r} component", part)
     return manifest
 
 
@@ -185,7 +206,8 @@ class Dataset:
             ids = []
             for s in range(len(self._entries)):
                 shard = self.shard(s)
-                ids.extend(shard.video_id(k) for k in range(len(shard)))
+                ids.extend(check_name(f"{self.path}: video id", shard.video_id(k))
+                           for k in range(len(shard)))
             self._ids = ids
         return self._ids
 

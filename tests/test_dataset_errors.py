@@ -184,3 +184,46 @@ def test_unknown_split_on_open(tmp_path):
     gen(tmp_path / "d")
     with pytest.raises(dataset.DatasetError, match="no split 'ood'"):
         dataset.open(tmp_path / "d", split="ood")
+
+
+def _rewrite_manifest(root, edit):
+    p = Path(root) / "manifest.json"
+    m = json.loads(p.read_text())
+    edit(m)
+    p.write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.__setitem__("scenario", "../../../escape"),
+    lambda m: m["splits"]["train"]["shards"][0].__setitem__("file", "/etc/passwd"),
+    lambda m: m["splits"]["train"]["shards"][0].__setitem__("file", "../../outside.npz"),
+    lambda m: m["splits"].__setitem__("../x", m["splits"].pop("train")),
+])
+def test_hostile_manifest_names_are_refused(tmp_path, edit):
+    gen(tmp_path / "d", n=10)
+    assert len(dataset.open(tmp_path / "d")) == 10  # positive control
+    _rewrite_manifest(tmp_path / "d", edit)
+    with pytest.raises(dataset.DatasetError, match="not a plain name"):
+        dataset.open(tmp_path / "d")
+
+
+def test_hostile_video_ids_are_refused_even_with_a_matching_sha256(tmp_path):
+    gen(tmp_path / "d", n=10)
+    root = tmp_path / "d"
+    entry = json.loads((root / "manifest.json").read_text())["splits"]["train"]["shards"][0]
+    path = root / entry["file"]
+    with np.load(path, allow_pickle=False) as z:
+        cols = {k: z[k] for k in z.files}
+    meta = json.loads(str(cols["meta"]))
+    meta["scenario"] = "../../x"  # ids are {scenario}-{split}-{index}
+    cols["meta"] = np.array(json.dumps(meta))
+    data = shards.npz_bytes(cols)
+    path.write_bytes(data)
+
+    def fix(m):
+        e = m["splits"]["train"]["shards"][0]
+        e["sha256"], e["bytes"] = shards.sha256(data), len(data)
+    _rewrite_manifest(root, fix)
+    ds = dataset.open(root)
+    with pytest.raises(dataset.DatasetError, match="video id '../../x-train-0000000'"):
+        ds.ids  # noqa: B018
