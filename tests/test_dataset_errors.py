@@ -43,6 +43,7 @@ def gen(out, n=30, **kw):
         ({"overrides": {"dt": "nan"}}, "expected a number"),
         ({"overrides": {"n_frames": "abc"}}, "expected a number"),
         ({"overrides": {"n_frames": 2.5}}, "expected an integer"),
+        ({"overrides": {"n_frames": 100_000_000}}, "n_frames <= 10000"),
         ({"overrides": {"grid_r": "abc"}}, "expected a number"),
         ({"overrides": {"v_id": (1.0, 2.0, 3.0)}}, "expected 2 values"),
         ({"scenario": "parabola", "overrides": {"gravity": (float("nan"), -1.0)}},

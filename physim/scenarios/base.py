@@ -123,6 +123,11 @@ class Batch:
         return [self.record(k) for k in range(len(self))]
 
 
+# Frames per video at most: states of a 1,000-video shard stay below a few hundred MB
+# (n_frames=100000000 would be refused here, not killed by the out-of-memory killer).
+MAX_FRAMES = 10_000
+
+
 @dataclasses.dataclass(frozen=True)
 class DiscScenario:
     """Base of the disc scenarios. Subclasses define ranges and three hooks:
@@ -147,9 +152,9 @@ class DiscScenario:
     random_splits: ClassVar[tuple[str, ...]] = ("train",)
 
     def __post_init__(self):
-        if self.n_frames < 2 or not 0 < self.dt < np.inf:
-            raise ValueError(f"need n_frames >= 2 and a finite dt > 0, got {self.n_frames}, "
-                             f"{self.dt}")
+        if not 2 <= self.n_frames <= MAX_FRAMES or not 0 < self.dt < np.inf:
+            raise ValueError(f"need 2 <= n_frames <= {MAX_FRAMES} and a finite dt > 0, got "
+                             f"{self.n_frames}, {self.dt}")
         g = np.asarray(self.gravity, dtype=np.float64)
         if g.shape != (2,) or not np.all(np.isfinite(g)):
             raise ValueError(f"gravity must be two finite numbers (world units/s²), got "
