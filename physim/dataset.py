@@ -106,6 +106,7 @@ class Dataset:
         self.splits = [split] if split is not None else known
         self.verify = verify
         self._entries = [e for s in self.splits for e in self.manifest["splits"][s]["shards"]]
+        self._entry_split = [s for s in self.splits for _ in self.manifest["splits"][s]["shards"]]
         counts = [int(e["count"]) for e in self._entries]
         self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         self._open: dict[int, sh.Shard] = {}
@@ -165,6 +166,15 @@ class Dataset:
             shard.check(count=int(entry["count"]), n_frames=self.n_frames)
         except sh.ShardError as e:
             raise DatasetError(str(e)) from None
+        # The shard must be the one the entry names: its split and video indices (an entry
+        # pointing at another valid shard would score some videos twice, others never).
+        idx = shard["index"]
+        got = (shard.meta.get("split"), int(idx[0]) if len(idx) else None,
+               int(idx[-1]) if len(idx) else None)
+        want = (self._entry_split[s], entry.get("first_index"), entry.get("last_index"))
+        if got != want:
+            raise DatasetError(f"shard {path} holds split {got[0]!r} videos {got[1]}..{got[2]}, "
+                               f"the manifest says {want[0]!r} {want[1]}..{want[2]}")
         self._open[s] = shard
         return shard
 

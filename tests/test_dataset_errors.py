@@ -228,3 +228,17 @@ def test_hostile_video_ids_are_refused_even_with_a_matching_sha256(tmp_path):
     ds = dataset.open(root)
     with pytest.raises(dataset.DatasetError, match="video id '../../x-train-0000000'"):
         ds.ids  # noqa: B018
+
+
+def test_a_manifest_entry_pointing_at_another_shard_is_refused(tmp_path):
+    gen(tmp_path / "d", n=30)  # 3 shards of 10
+    root = tmp_path / "d"
+    ds = dataset.open(root)
+    assert len(set(ds.ids)) == 30  # positive control
+    m = json.loads((root / "manifest.json").read_text())
+    a, b = m["splits"]["train"]["shards"][:2]
+    for k in ("file", "sha256", "bytes"):  # entry 0 now names shard 1's file, consistently
+        a[k] = b[k]
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(dataset.DatasetError, match="the manifest says 'train' 0..9"):
+        dataset.open(root).ids  # noqa: B018
