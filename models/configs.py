@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field, replace
 
@@ -200,8 +201,21 @@ def validate(cfg: Config) -> None:
                                        and cfg.latent):
         raise ValueError(f"diffusion.fg_weight must be >= 1, and 1 for a latent DiT (objects "
                          f"are found in pixels), got {cfg.diffusion.fg_weight}")
-    if cfg.train.batch_size < 1 or cfg.train.steps < 1:
-        raise ValueError("train.batch_size and train.steps must be >= 1")
+    tc = cfg.train
+    if tc.batch_size < 1 or tc.steps < 1 or tc.log_every < 1 or tc.ckpt_every < 1 or tc.keep < 1:
+        raise ValueError(f"train.batch_size, steps, log_every, ckpt_every and keep must be >= 1, "
+                         f"got {tc.batch_size}, {tc.steps}, {tc.log_every}, {tc.ckpt_every}, "
+                         f"{tc.keep}")
+    for name in ("lr", "weight_decay", "b1", "b2", "clip", "ema_decay", "min_lr_ratio"):
+        val = getattr(tc, name)
+        if not math.isfinite(val) or val < 0:
+            raise ValueError(f"train.{name} must be a finite number >= 0, got {val}")
+    if not tc.lr > 0 or not 0 <= tc.ema_decay < 1 or tc.warmup < 0:
+        raise ValueError(f"train.lr must be > 0, train.ema_decay in [0, 1) and train.warmup "
+                         f">= 0, got {tc.lr}, {tc.ema_decay}, {tc.warmup}")
+    if d.resolution < 4 or d.frames < 1:
+        raise ValueError(f"data.resolution must be >= 4 and data.frames >= 1, got "
+                         f"{d.resolution}, {d.frames}")
 
 
 # ----------------------------------------------------------------------------- presets

@@ -377,6 +377,8 @@ def add_parser(subparsers) -> None:
 def run_train(args) -> int:
     if args.distributed:
         jax.distributed.initialize()
+    if args.stop_at is not None and args.stop_at < 1:
+        raise ValueError(f"--stop-at must be >= 1, got {args.stop_at}")
     cfg = configs.apply_overrides(configs.get_preset(args.preset), args.set)
     source = data.open_source(args.data, cfg.data, batch_size=cfg.train.batch_size,
                               split=args.split)

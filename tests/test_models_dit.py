@@ -172,3 +172,18 @@ def test_weighted_loss_weights_the_squared_error():
     with pytest.raises(ValueError, match="fg_weight"):
         configs.apply_overrides(configs.get_preset("dit-test-latent"),
                                 ["diffusion.fg_weight=10"])
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ("train.lr=nan", "train.lr must be a finite"), ("train.lr=-1", "train.lr must be"),
+    ("train.ckpt_every=0", "ckpt_every"), ("train.log_every=0", "log_every"),
+    ("data.resolution=0", "data.resolution must be >= 4"), ("train.ema_decay=1", "ema_decay"),
+])
+def test_training_config_refuses_values_that_would_fail_late(override, match):
+    base = configs.get_preset("dit-test")
+    with pytest.raises(ValueError, match=match):
+        configs.apply_overrides(base, [override])
+    good = override.split("=")[0] + "=" + {"train.lr": "3e-4", "train.ckpt_every": "5",
+                                           "train.log_every": "5", "data.resolution": "32",
+                                           "train.ema_decay": "0.99"}[override.split("=")[0]]
+    assert configs.apply_overrides(base, [good]) != base  # the positive control
