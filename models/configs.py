@@ -210,9 +210,9 @@ def validate(cfg: Config) -> None:
         val = getattr(tc, name)
         if not math.isfinite(val) or val < 0:
             raise ValueError(f"train.{name} must be a finite number >= 0, got {val}")
-    if not tc.lr > 0 or not 0 <= tc.ema_decay < 1 or tc.warmup < 0:
-        raise ValueError(f"train.lr must be > 0, train.ema_decay in [0, 1) and train.warmup "
-                         f">= 0, got {tc.lr}, {tc.ema_decay}, {tc.warmup}")
+    if not 0 <= tc.ema_decay < 1 or tc.warmup < 0:
+        raise ValueError(f"train.ema_decay must be in [0, 1) and train.warmup >= 0, got "
+                         f"{tc.ema_decay}, {tc.warmup}")
     if d.resolution < 4 or d.frames < 1:
         raise ValueError(f"data.resolution must be >= 4 and data.frames >= 1, got "
                          f"{d.resolution}, {d.frames}")

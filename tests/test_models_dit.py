@@ -175,7 +175,7 @@ def test_weighted_loss_weights_the_squared_error():
 
 
 @pytest.mark.parametrize(("override", "match"), [
-    ("train.lr=nan", "train.lr must be a finite"), ("train.lr=-1", "train.lr must be"),
+    ("train.lr=nan", "train.lr must be a finite"), ("train.lr=-1", "train.lr must be a finite"),
     ("train.ckpt_every=0", "ckpt_every"), ("train.log_every=0", "log_every"),
     ("data.resolution=0", "data.resolution must be >= 4"), ("train.ema_decay=1", "ema_decay"),
 ])
