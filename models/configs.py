@@ -250,7 +250,13 @@ _PX32 = Config(
 # The tiny DiT of the quickstart, one run per basic scenario (uniform, collision, parabola:
 # `physim train --preset dit-tiny --data scenario:NAME`): dit-px32's network and sampler
 # with spacetime patches of 4 frames x 8x8 pixels (the same 128 tokens and FLOPs, but each
-# token draws a quarter of the area over four frames), TUNED BELOW BY PROBES.
+# token draws a quarter of the area over four frames). Chosen by short probes (docs/
+# results.md: it left the loss plateau earlier than 1x16x16; the per-pixel MLP head and
+# fg_weight did not pay off per minute). Measured (2026-12-01, 6000 steps x 16, 89 min
+# each with the three runs sharing 2 cores; 128 ID / 128 OOD videos, seed 1): velocity
+# error uniform 0.605 / 1.789 (dit-px32: 0.500 / 1.515), collision after the collision
+# 1.526 / 1.892 (copy-last 1.819 ID), parabola 0.615 / 2.189 (copy-last 4.126; median
+# fitted a_y -2.477, g = -2.5). models/checkpoints/tiny-* are these runs.
 _TINY = replace(
     _PX32, name="dit-tiny",
     dit=replace(_PX32.dit, patch=(4, 8, 8)),
