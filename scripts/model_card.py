@@ -22,19 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from evals.compare import _num  # a finite float, or None (the report reads cells the same way)
+
 ROOT = Path(__file__).resolve().parents[1]
 INDEX = ROOT / "models" / "checkpoints" / "index.json"
 # Means read from results.json, when the scorer gives them.
 KEYS = ("velocity_error", "abnormal", "found_all", "momentum_error", "energy_error",
         "accel_hat_y", "accel_true_y", "accel_error", "speed_hat", "speed_true")
-
-
-def _num(x):
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
 
 
 def scores(res_dir: Path) -> dict:
