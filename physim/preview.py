@@ -28,8 +28,11 @@ def preview(
     """
     if len(ds) == 0:
         raise ValueError("the dataset is empty")
-    first, _ = ds.locate(index)  # validates index
-    del first
+    if not -len(ds) <= index < len(ds):
+        raise ValueError(f"--index {index} is out of range: the dataset has {len(ds)} videos "
+                         f"(0..{len(ds) - 1})")
+    if resolution < 4:
+        raise ValueError(f"--resolution must be >= 4, got {resolution}")
     i0 = index % len(ds)
     out = Path(out)
     if grid:

@@ -50,6 +50,10 @@ def test_generate_info_preview_export(tmp_path, capsys):
     assert np.array_equal(gif, ds.frames(3, resolution=16))
     code, _, _ = run(capsys, "preview", d, "--grid", "--resolution", 8, "--out", tmp_path / "p")
     assert code == 0 and list((tmp_path / "p").glob("grid-*.gif"))
+    for bad, msg in ((("--index", 9999), "out of range: the dataset has 12 videos"),
+                     (("--resolution", 0), "--resolution must be >= 4")):
+        code, _, err = run(capsys, "preview", d, *bad, "--out", tmp_path / "bad")
+        assert code == 2 and msg in err and not (tmp_path / "bad").exists()
 
     code, _, _ = run(capsys, "export", d, "--format", "npy", "--out", tmp_path / "x",
                      "--resolution", 8, "--no-progress")  # fmt: skip
