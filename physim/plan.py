@@ -167,6 +167,14 @@ def _existing_plans(out: Path) -> list[Plan]:
     return plans
 
 
+def _is_physim_manifest(path: Path) -> bool:
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(m, dict) and m.get("format") == "physim-dataset"
+
+
 def check_out(out, plan: Plan) -> None:
     """Raise ``ValueError`` unless ``out`` can receive this split (nothing is written).
 
@@ -185,7 +193,11 @@ def check_out(out, plan: Plan) -> None:
         raise ValueError(f"output directory {out} is not writable")
     entries = [e for e in os.listdir(out) if not e.startswith(".tmp-")]
     plans = _existing_plans(out)
-    if entries and not plans and not (out / "manifest.json").exists():
+    manifest = out / "manifest.json"
+    if manifest.exists() and not _is_physim_manifest(manifest):
+        raise ValueError(f"{manifest} is not a physim dataset manifest; refusing to overwrite "
+                         "it (choose an empty or new directory)")
+    if entries and not plans and not manifest.exists():
         raise ValueError(
             f"output directory {out} is not empty and is not a physim dataset; "
             "refusing to write into it (choose an empty or new directory)"

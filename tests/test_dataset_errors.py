@@ -85,6 +85,18 @@ def test_foreign_non_empty_directory_is_untouched(tmp_path):
     assert tree(out) == {"notes.txt": b"precious"}
 
 
+def test_a_foreign_manifest_is_never_overwritten(tmp_path):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"mine": 1}')
+    with pytest.raises(ValueError, match="not a physim dataset manifest"):
+        gen(out)
+    assert tree(out) == {"manifest.json": b'{"mine": 1}'}
+    gen(tmp_path / "ours", n=10)  # positive control: our own manifest is extended
+    gen(tmp_path / "ours", n=4, split="id")
+    assert set(dataset.open(tmp_path / "ours").manifest["splits"]) == {"train", "id"}
+
+
 def test_unwritable_output(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
