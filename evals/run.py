@@ -88,11 +88,14 @@ def discover(gen, truth_ids: list[str]) -> dict[str, Source]:
     if not gen.is_dir():
         raise EvalInputError(f"generated videos {gen} is neither a folder nor an HDF5 file")
     out: dict[str, Source] = {}
-    h5 = sorted(p for p in gen.iterdir() if p.suffix in HDF5_EXT)
-    for p in h5:
+    # Leftovers of a killed writer (".tmp-PID-*" of exports, "{id}.npy.tmp.npy" of sample)
+    # are not videos: a re-run replaces them.
+    files = [p for p in sorted(gen.iterdir())
+             if not p.name.startswith(".") and not p.stem.endswith(".tmp")]
+    for p in (p for p in files if p.suffix in HDF5_EXT):
         out.update(_hdf5_sources(p, truth_ids))
     dup = []
-    for p in sorted(gen.iterdir()):
+    for p in files:
         if p.suffix in VIDEO_EXT and p.is_file():
             if p.stem in out:
                 dup.append(p.name)

@@ -52,6 +52,20 @@ def test_ground_truth_npy_report(truth, tmp_path):
     assert (out / "strips.png").exists() and (out / "speed.png").exists()
 
 
+def test_leftovers_of_killed_writers_are_not_videos(truth, tmp_path):
+    gen = tmp_path / "gen"
+    _write_npy(truth, gen)
+    (gen / ".tmp-123-uniform_id.hdf5").write_bytes(b"half an hdf5 file")  # a killed export
+    vid = truth.ids[0]
+    (gen / f"{vid}.npy.tmp.npy").write_bytes(b"\x93NUMPY half")  # a killed sample
+    r = run.evaluate(gen, truth, tmp_path / "report", metrics=["laws"])
+    assert r["n_scored"] == 6 and r["n_missing"] == 0 and r["velocity_error"] < 0.01
+    # Negative control: the same garbage under a video's own name is an unreadable video.
+    (gen / f"{vid}.npy").write_bytes(b"\x93NUMPY half")
+    r = run.evaluate(gen, truth, tmp_path / "report2", metrics=["laws"], allow_missing=True)
+    assert r["n_scored"] == 5
+
+
 def test_frozen_generation_scores_badly_and_npz_float(truth, tmp_path):
     gen = tmp_path / "gen"
     gen.mkdir()
