@@ -312,8 +312,7 @@ def velocity_stats(run_dir, cell, evalset) -> dict:
     pv = _read_csv(Path(run_dir) / "cells" / cell / "eval" / evalset / "per_video.csv")
 
     def col(key):
-        return np.array([_num(r.get(key)) if _num(r.get(key)) is not None else np.nan
-                         for r in pv], float)
+        return np.array([np.nan if (x := _num(r.get(key))) is None else x for r in pv], float)
     if pv and "post_vx_true_0" in pv[0]:
         v = np.concatenate([col("post_vx_true_0"), col("post_vx_true_1")])
         vh = np.concatenate([col("post_vx_hat_0"), col("post_vx_hat_1")])

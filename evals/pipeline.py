@@ -229,22 +229,25 @@ def _resolution(workdir: str) -> int:
     return int(json.loads(cfg_path.read_text())["data"]["resolution"])
 
 
-def _preset_flip(preset: str) -> bool:
-    """Whether the preset trains on horizontally flipped videos too (its data.flip)."""
-    try:
-        from models.configs import get_preset
-    except ImportError:  # pragma: no cover - models ship with physim
-        return False
-    return bool(get_preset(preset).data.flip)
-
-
-def get_preset_resolution(preset: str) -> int | None:
-    """The preset's training resolution (None if models.configs is unavailable)."""
+def _preset_data(preset: str):
+    """The preset's ``DataConfig`` (None if models.configs is unavailable)."""
     try:
         from models.configs import get_preset
     except ImportError:  # pragma: no cover - models ship with physim
         return None
-    return get_preset(preset).data.resolution
+    return get_preset(preset).data
+
+
+def _preset_flip(preset: str) -> bool:
+    """Whether the preset trains on horizontally flipped videos too (its data.flip)."""
+    d = _preset_data(preset)
+    return bool(d and d.flip)
+
+
+def get_preset_resolution(preset: str) -> int | None:
+    """The preset's training resolution (None if models.configs is unavailable)."""
+    d = _preset_data(preset)
+    return d.resolution if d else None
 
 
 def _evaluate(name, gen, truth, out, metrics, cell=""):

@@ -51,8 +51,8 @@ def _features(frames: np.ndarray, approx: int) -> np.ndarray:
 
 
 def _ssd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact int64 sums of squared differences between uint8 stacks a (Q, ...) and b (Q, ...)."""
-    d = a.astype(np.int64) - b.astype(np.int64)
+    """Exact int64 sums of squared differences of uint8 a (...) against each of b (K, ...)."""
+    d = a.astype(np.int64)[None] - b.astype(np.int64)
     return (d * d).reshape(len(d), -1).sum(axis=1)
 
 
@@ -137,10 +137,8 @@ class CaseIndex:
                 exact = np.rint(d).astype(np.int64)  # exact integers (see module doc)
             for qi in range(len(cond)):
                 row = exact[qi]
-                j = int(np.argmin(row))  # first of ties: lowest candidate position
-                tj = int(cand[qi, j]) if cand is not None else j
-                if cand is not None:  # lowest training index among exact ties
-                    tj = int(np.min(cand[qi][row == row[j]]))
+                j = int(np.argmin(row))  # exact search: the first of ties, lowest index
+                tj = j if cand is None else int(np.min(cand[qi][row == row[j]]))
                 if row[j] < best[qi]:
                     best[qi], idx[qi], mir[qi] = row[j], tj, bool(o)
         return idx, mir, best
@@ -152,7 +150,7 @@ class CaseIndex:
         frames = _render_cond(self.train, uniq, self.n_cond, self.resolution)
         inv = inv.reshape(cand.shape)
         for qi in range(len(v)):
-            out[qi] = _ssd(np.repeat(v[qi : qi + 1], cand.shape[1], 0), frames[inv[qi]])
+            out[qi] = _ssd(v[qi], frames[inv[qi]])
         return out
 
 

@@ -76,23 +76,21 @@ def test_simulate_refuses_non_finite_gravity():
     np.testing.assert_allclose(traj.positions[5, 0, 1], 5 - 0.5 * 0.5**2, atol=1e-12)
 
 
-def test_foreign_non_empty_directory_is_untouched(tmp_path):
+@pytest.mark.parametrize(("name", "content", "match"), [
+    ("notes.txt", b"precious", "not empty and is not a physim dataset"),
+    ("manifest.json", b'{"mine": 1}', "not a physim dataset manifest"),  # never overwritten
+])
+def test_foreign_directory_content_is_untouched(tmp_path, name, content, match):
     out = tmp_path / "mine"
     out.mkdir()
-    (out / "notes.txt").write_text("precious")
-    with pytest.raises(ValueError, match="not empty and is not a physim dataset"):
+    (out / name).write_bytes(content)
+    with pytest.raises(ValueError, match=match):
         gen(out)
-    assert tree(out) == {"notes.txt": b"precious"}
+    assert tree(out) == {name: content}
 
 
-def test_a_foreign_manifest_is_never_overwritten(tmp_path):
-    out = tmp_path / "theirs"
-    out.mkdir()
-    (out / "manifest.json").write_text('{"mine": 1}')
-    with pytest.raises(ValueError, match="not a physim dataset manifest"):
-        gen(out)
-    assert tree(out) == {"manifest.json": b'{"mine": 1}'}
-    gen(tmp_path / "ours", n=10)  # positive control: our own manifest is extended
+def test_our_own_manifest_is_extended(tmp_path):
+    gen(tmp_path / "ours", n=10)  # the positive control of the test above
     gen(tmp_path / "ours", n=4, split="id")
     assert set(dataset.open(tmp_path / "ours").manifest["splits"]) == {"train", "id"}
 
