@@ -262,6 +262,10 @@ _TINY = replace(
     dit=replace(_PX32.dit, patch=(4, 8, 8)),
     train=replace(_PX32.train, steps=6000))
 
+# dit-tiny on a 2-hour schedule: 13000 steps x 16 (208K fresh videos), sized for one run
+# per CPU core (`taskset -c N`, about 480 ms per step) with two runs sharing 2 cores.
+_TINY_LONG = replace(_TINY, name="dit-tiny-long", train=replace(_TINY.train, steps=13000))
+
 # Smallest possible models, for tests only (seconds per step on one core).
 _TEST_DATA = DataConfig(resolution=16, frames=4, n_cond=1)
 _TEST_TRAIN = TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9,
@@ -284,6 +288,7 @@ PRESETS: dict[str, Config] = {
     "dit-xl": _dit("dit-xl", 28, 1152, 16),
     "dit-px32": _PX32,
     "dit-tiny": _TINY,
+    "dit-tiny-long": _TINY_LONG,
     "dit-px32-v": replace(_PX32, name="dit-px32-v",
                           diffusion=DiffusionConfig(objective="v", sample_steps=8,
                                                     t_dist="grid")),
