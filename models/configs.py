@@ -30,6 +30,8 @@ class DataConfig:
     seed: int = 0  # order of examples and flips
     clip: str = "start"  # videos longer than ``frames``: "start" (first frames) or "random"
     #   (a random window; e.g. a VAE trained on short clips of the full videos)
+    workers: int = 0  # grain:DIR sources: Grain worker processes rendering batches (0: none)
+    prefetch: int = 2  # batches put on the devices ahead of the step (0: none)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +74,11 @@ class DiTConfig:
     head_channels: int = 8
     head_hidden: int = 32
     dtype: str = "float32"  # compute dtype; the trainer switches to bfloat16 on GPU/TPU
+    # Attention kernel (``models.dit.attention``): "auto" (cuDNN flash attention on GPU in
+    # bfloat16/float16, XLA otherwise), "xla", "cudnn" (GPU only) or "tpu_flash" (Pallas
+    # flash attention, TPU only). The choice changes speed and memory, not the function.
+    attention: str = "auto"
+    remat: bool = False  # rematerialise each block's activations in the backward pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +124,17 @@ class TrainConfig:
     # Fine-tuning: a run dir whose latest raw and EMA weights start this run (same network;
     # fresh optimiser, schedule and data order). Ignored once this run has a checkpoint.
     init_from: str = ""
+    # Gradient accumulation (``optax.MultiSteps``): each step runs ``accum_steps`` micro-
+    # batches of batch_size / accum_steps videos in sequence and applies one update with
+    # their mean gradient (memory of one micro-batch). With accum_steps > 1 every video's
+    # noise is drawn per example (as with example_noise), so the loss does not depend on
+    # the split.
+    accum_steps: int = 1
+    # Draw each video's noise level and noise from fold_in(step key, its index in the
+    # global batch) instead of one draw for the batch (False: the original numerics).
+    example_noise: bool = False
+    fsdp: int = 1  # devices per FSDP group: parameters and optimiser state sharded over
+    #   them (mesh axis "fsdp"); the remaining factor of the device count is data parallel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +231,16 @@ def validate(cfg: Config) -> None:
     if not 0 <= tc.ema_decay < 1 or tc.warmup < 0:
         raise ValueError(f"train.ema_decay must be in [0, 1) and train.warmup >= 0, got "
                          f"{tc.ema_decay}, {tc.warmup}")
+    if n.attention not in ("auto", "xla", "cudnn", "tpu_flash"):
+        raise ValueError(f"dit.attention must be auto, xla, cudnn or tpu_flash, got "
+                         f"{n.attention!r}")
+    if tc.accum_steps < 1 or tc.fsdp < 1 or d.workers < 0 or d.prefetch < 0:
+        raise ValueError(f"train.accum_steps and train.fsdp must be >= 1, data.workers and "
+                         f"data.prefetch >= 0; got {tc.accum_steps}, {tc.fsdp}, {d.workers}, "
+                         f"{d.prefetch}")
+    if tc.batch_size % tc.accum_steps:
+        raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by "
+                         f"train.accum_steps {tc.accum_steps}")
     if d.resolution < 4 or d.frames < 1:
         raise ValueError(f"data.resolution must be >= 4 and data.frames >= 1, got "
                          f"{d.resolution}, {d.frames}")
