@@ -70,6 +70,8 @@ def collect(run_dir) -> list[dict]:
         groups = {"all": res, **{s: v for s, v in res.get("splits", {}).items()},
                   **{lv: v for lv, v in res.get("levels", {}).items()}}
         per_video = _read_csv(res_dir / "per_video.csv")
+        cl = _read_json(res_dir.parent.parent / "caselike" / evalset / "caselike.json") \
+            if kind == "model" else None
         lost = _lost(per_video)
         accel = _median_by_group(per_video, "accel_hat_y")
         for g, r in groups.items():
@@ -78,7 +80,7 @@ def collect(run_dir) -> list[dict]:
                        abnormal=_num(r.get("abnormal")),
                        psnr=_num(r.get("psnr")), ssim=_num(r.get("ssim")),
                        **{k: _num(r.get(k)) for k in LAW_COLUMNS},
-                       accel_hat_y_median=accel.get(g))
+                       accel_hat_y_median=accel.get(g), **_caselike(cl, g))
             if g == "all":
                 row["parse_floor"] = _num(res.get("parse_floor", {}).get("velocity_error"))
                 pr = res.get("attribute_priority")
@@ -100,6 +102,22 @@ def collect(run_dir) -> list[dict]:
         for e in sorted(evals):
             add(kind, "reference", None, e, run / "baselines" / kind / e / "eval")
     return rows
+
+
+def _caselike(cl: dict | None, group: str) -> dict:
+    """Case-likeness columns (``evals.caselike``) of one group: fraction of rollouts closer
+    to the retrieved knn case than to the truth, in pixels and in attributes, with CIs."""
+    if not cl:
+        return {}
+    r = cl if group == "all" else {**cl.get("splits", {}), **cl.get("levels", {})}.get(group)
+    if not r:
+        return {}
+    out = {}
+    for k, col in (("closer_to_case_px", "case_px"), ("closer_to_case_attr", "case_attr")):
+        out[col], out[f"{col}_n"] = _num(r.get(k)), r.get(f"{k}_n")
+        out[f"{col}_ci"] = "–".join(f"{x:.2f}" for x in r.get(f"{k}_ci", [])
+                                   if _num(x) is not None) or None
+    return out
 
 
 def _median_by_group(per_video: list[dict], key: str) -> dict:
@@ -255,6 +273,31 @@ def section_combinatorial(rows, run) -> str:
             "(`--metrics fvd`).\n\n" + _table(head, body) + "\n")
 
 
+def section_caselike(rows, run) -> str:
+    """Per learned cell and split/level: is the rollout closer to the knn case than to the
+    truth (``evals.caselike``)? Empty when no cell has a retrieved case."""
+    body = []
+    for r in _get(rows, run=run, kind="model"):
+        if r.get("case_px") is None and r.get("case_attr") is None:
+            continue
+        body.append([r["cell"], r["eval"], r["group"], r["n"],
+                     f"{_f(r.get('case_px'), 2)} ({r.get('case_px_ci') or '—'}, "
+                     f"n={r.get('case_px_n')})",
+                     f"{_f(r.get('case_attr'), 2)} ({r.get('case_attr_ci') or '—'}, "
+                     f"n={r.get('case_attr_n')})"])
+    if not body:
+        return ""
+    return ("### Case-likeness: closer to the retrieved training case than to the truth\n\n"
+            "Per rollout, over generated frames: is it nearer (pixels: RMS of RGB; "
+            "attributes: scaled radius and velocity per object, parsed) to the continuation "
+            "of the training video that case retrieval (`knn`) picks for the same "
+            "conditioning frames, than to the true continuation? 1 = copies the case, 0 = "
+            "follows the truth; videos whose case equals the truth are left out (n). 95% "
+            "bootstrap CIs.\n\n"
+            + _table(["cell", "eval set", "split/level", "n", "closer to case (pixels)",
+                      "closer to case (attributes)"], body) + "\n")
+
+
 def section_levels(rows, run) -> str:
     body = []
     for r in _get(rows, run=run):
@@ -383,6 +426,7 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
             md.append(section_velocity(run, p, "Generated velocity", paper.MEMORIZATION
                                        if p["experiment"] == "memorization" else "—"))
         if p["experiment"] != "combinatorial":
+            md.append(section_caselike(rows, run))
             md.append(section_levels(rows, run))
         timings = Path(run) / "timings.jsonl"
         if timings.is_file():

@@ -18,6 +18,7 @@ Run directory layout::
     RUN/cells/<cell>/model/     training workdir (checkpoints, metrics.jsonl)
     RUN/cells/<cell>/gen/<eval>/   rollouts ({id}.npy)
     RUN/cells/<cell>/eval/<eval>/  physim evaluate output (results.json, per_video.csv)
+    RUN/cells/<cell>/caselike/<eval>/  closer to the knn case than to the truth? (evals.caselike)
     RUN/stages/<stage>.done     finished stages (a rerun skips them)
     RUN/report/                 report.md, comparison.csv, plots (evals.compare)
 """
@@ -38,7 +39,7 @@ from evals.experiments import Cell, get_experiment, get_scale
 
 @dataclass(frozen=True)
 class Stage:
-    """One command of a plan; ``argv[0]`` is ``physim`` or ``baselines``."""
+    """One command of a plan; ``argv[0]`` is ``physim``, ``baselines`` or ``caselike``."""
 
     name: str
     argv: tuple[str, ...]
@@ -46,8 +47,12 @@ class Stage:
     cell: str = ""
 
     def shell(self) -> str:
-        head = ["physim"] if self.argv[0] == "physim" else ["python", "-m", "models.baselines"]
-        return shlex.join(head + list(self.argv[1:]))
+        return shlex.join(list(_HEADS[self.argv[0]]) + list(self.argv[1:]))
+
+
+# argv[0] of a stage -> the shell command it stands for
+_HEADS = {"physim": ("physim",), "baselines": ("python", "-m", "models.baselines"),
+          "caselike": ("python", "-m", "evals.caselike")}
 
 
 def _sets(overrides):
@@ -143,6 +148,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
     # Case retrieval (models.retrieval): one knn reference per (training set, flip, eval
     # set), so each learned cell is read against "pure case retrieval" on its own data.
     knn_dirs: dict[str, dict[str, str]] = {}
+    knn_gen: dict[str, dict[str, str]] = {}
     for c in cells:
         tdir = train_dirs.get(c.name, "")
         if not tdir or tdir.startswith("scenario:"):
@@ -159,6 +165,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
             add(_evaluate(f"evaluate-knn-{key}-{e.name}", base / "gen", eval_dirs[e.name],
                           base / "eval", e.metrics))
             knn_dirs.setdefault(c.name, {})[e.name] = str(base / "eval")
+            knn_gen.setdefault(c.name, {})[e.name] = str(base / "gen")
     vae_dir = None
     if sc.vae is not None and train and not ckpts and any(c.preset is None for c in cells):
         biggest = max(cells, key=lambda c: sc.data.get(c.data_label, sc.n_attr))
@@ -199,6 +206,11 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
                                                     *extra), "sample", c.name))
             add(_evaluate(f"evaluate-{c.name}-{e.name}", gdir, eval_dirs[e.name],
                           cdir / "eval" / e.name, e.metrics, c.name))
+            case = knn_gen.get(c.name, {}).get(e.name)
+            if case:  # is the rollout closer to the retrieved case than to the truth?
+                add(Stage(f"caselike-{c.name}-{e.name}",
+                          ("caselike", str(gdir), "--case", case, "--truth", eval_dirs[e.name],
+                           "--out", str(cdir / "caselike" / e.name)), "evaluate", c.name))
     add(Stage("report", ("physim", "report", str(run), "--out", str(run / "report")),
               "report"))
     opts = dict(scenarios=list(scen), models=models, data=data, steps=steps, n_eval=n_eval,
@@ -268,6 +280,10 @@ def run_stage(stage: Stage) -> None:
         from models import baselines
 
         rc = baselines.main(list(stage.argv[1:]))
+    elif stage.argv[0] == "caselike":
+        from evals import caselike
+
+        rc = caselike.main(list(stage.argv[1:]))
     else:
         from physim import cli
 

@@ -26,9 +26,11 @@ def test_every_experiment_plans(name, scale, tmp_path):
     assert kinds.count("train") == len(p.cells) + (scale == "paper" and name != "quickstart")
     # every evaluation follows the stage that wrote its inputs
     for i, s in enumerate(p.stages):
-        if s.kind == "evaluate":
-            gen = s.argv[2]
-            assert any(gen in t.argv for t in p.stages[:i]), s.name
+        if s.kind == "evaluate":  # physim evaluate GEN ... | caselike GEN --case KNN ...
+            inputs = [s.argv[2]] if s.argv[0] == "physim" else [
+                s.argv[1], s.argv[s.argv.index("--case") + 1]]
+            for gen in inputs:
+                assert any(gen in t.argv for t in p.stages[:i]), s.name
     script = pl.write_plan(p)
     assert script.read_text().count("\n") == len(p.stages) + 3
     assert json.loads((tmp_path / "run" / "plan.json").read_text())["experiment"] == name
