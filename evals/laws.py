@@ -229,7 +229,8 @@ def bootstrap_ci(values, *, n_boot: int = 1000, alpha: float = 0.05, seed: int =
 def summarize(rows: list[dict], metrics: list[str] | None = None, **boot) -> dict:
     """Mean, CI and count of every numeric metric over ``rows`` (dicts of per-video scores)."""
     if metrics is None:
-        skip = {"n_valid", "missing_frames", "collision_frame", "index", "seed", "resolution"}
+        skip = {"n_valid", "missing_frames", "collision_frame", "index", "seed", "resolution",
+                "n_frames", "cond_mse"}
         metrics = sorted(
             k
             for k in {k for r in rows for k, v in r.items() if isinstance(v, float | int)}

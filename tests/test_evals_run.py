@@ -140,9 +140,12 @@ def test_mp4_hdf5_and_side_by_side(truth, tmp_path):
         g = f.copy()
         g[3:] = g[2]
         np.save(sbs / f"{vid}.npy", np.concatenate([f, g], axis=2))
-    r3 = run.evaluate(sbs, truth, None, metrics=["laws"])
+    # Not square: never read as panels unless asked (the error says how).
+    with pytest.raises(ValueError, match="64x128, not square.*--layout side-by-side"):
+        run.evaluate(sbs, truth, None, metrics=["laws"])
+    r3 = run.evaluate(sbs, truth, None, metrics=["laws"], layout="side-by-side")
     assert r3["velocity_error"] > 0.5
-    r4 = run.evaluate(sbs, truth, None, metrics=["laws"], panel=0)
+    r4 = run.evaluate(sbs, truth, None, metrics=["laws"], layout="side-by-side", panel=0)
     assert r4["velocity_error"] == pytest.approx(exact["velocity_error"])
 
 
