@@ -11,6 +11,13 @@ Collisions are instantaneous impulses along the line of centres with restitution
 ``e`` (``e = 1``: exactly elastic at every speed). Walls (optional) are the sides of
 the box ``[0, WORLD_SIZE]²`` with their own restitution.
 
+Resting contact: a disc that touches a wall with (almost) no normal speed left while
+gravity presses it into that wall (an inelastic wall, or the end of a series of ever
+smaller bounces) is *held*: its normal velocity and acceleration become exactly zero and
+it slides along the wall (no friction) until an impulse lifts it off. A held disc no
+longer shares the gravity of flying discs; the time of impact of such a mixed pair is the
+first root of a quartic, found by bracketing and bisection to round-off.
+
 The kernels are batched: one call simulates M independent videos of N discs, which
 is how datasets are generated. :func:`simulate` is the single-video convenience.
 """
@@ -23,7 +30,12 @@ import numpy as np
 from physim import world
 from physim.record import Trajectory
 
-MAX_EVENTS = 256  # per video; exceeding it is an error (e.g. a Zeno cascade)
+MAX_EVENTS = 256  # per video by default; exceeding it is an error (e.g. a Zeno cascade)
+# A wall bounce that leaves less normal speed than this (world units/s) ends in resting
+# contact when gravity presses the disc into the wall; it would otherwise bounce forever.
+REST_SPEED = 1e-6
+# Subintervals of the search for the first contact of a held and a flying disc.
+_QUARTIC_STEPS = 64
 # An event within EVENT_EPS seconds after a frame time belongs to that frame: float
 # round-off must not decide whether a frame shows the state before or after it.
 EVENT_EPS = 1e-9
@@ -79,38 +91,115 @@ def _pair_toi(p, v, i, j, rsum):
 
 
 @nb.njit(cache=True)
-def _advance(p, v, g, tau):
-    n = p.shape[0]
-    h = 0.5 * tau * tau
-    for i in range(n):
-        p[i, 0] += v[i, 0] * tau + g[0] * h
-        p[i, 1] += v[i, 1] * tau + g[1] * h
-        v[i, 0] += g[0] * tau
-        v[i, 1] += g[1] * tau
+def _gap2(cx, cy, bx, by, ax, ay, rsum, tau):
+    """Squared centre distance minus ``rsum²`` at ``tau`` for relative motion
+    ``c + b tau + a tau²`` (a: half the relative acceleration)."""
+    x = cx + (bx + ax * tau) * tau
+    y = cy + (by + ay * tau) * tau
+    return x * x + y * y - rsum * rsum
 
 
 @nb.njit(cache=True)
-def _next_event(p, v, r, g, walls, size):
-    """(tau, i, j) of the earliest event; j < 0 for walls (-1 L, -2 R, -3 B, -4 T)."""
+def _pair_toi_accel(p, v, acc, i, j, rsum, horizon):
+    """Time until discs i and j touch when their accelerations differ (inf if not within
+    ``horizon`` seconds): the first sign change of the quartic gap, bisected to round-off.
+    """
+    cx, cy = p[j, 0] - p[i, 0], p[j, 1] - p[i, 1]
+    bx, by = v[j, 0] - v[i, 0], v[j, 1] - v[i, 1]
+    ax, ay = 0.5 * (acc[j, 0] - acc[i, 0]), 0.5 * (acc[j, 1] - acc[i, 1])
+    f0 = _gap2(cx, cy, bx, by, ax, ay, rsum, 0.0)
+    if f0 <= 0.0:  # touching: an event now if approaching
+        return 0.0 if cx * bx + cy * by < 0.0 else _INF
+    if not horizon < _INF:
+        return _INF
+    lo = 0.0
+    step = horizon / _QUARTIC_STEPS
+    for k in range(1, _QUARTIC_STEPS + 1):
+        hi = step * k
+        fhi = _gap2(cx, cy, bx, by, ax, ay, rsum, hi)
+        if fhi <= 0.0:
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if mid <= lo or mid >= hi:
+                    break
+                if _gap2(cx, cy, bx, by, ax, ay, rsum, mid) <= 0.0:
+                    hi = mid
+                else:
+                    lo = mid
+            return hi
+        lo = hi
+    return _INF
+
+
+@nb.njit(cache=True)
+def _advance(p, v, acc, tau):
+    n = p.shape[0]
+    h = 0.5 * tau * tau
+    for i in range(n):
+        p[i, 0] += v[i, 0] * tau + acc[i, 0] * h
+        p[i, 1] += v[i, 1] * tau + acc[i, 1] * h
+        v[i, 0] += acc[i, 0] * tau
+        v[i, 1] += acc[i, 1] * tau
+
+
+@nb.njit(cache=True)
+def _next_event(p, v, acc, r, walls, size, horizon):
+    """(tau, i, j) of the earliest event; j < 0 for walls (-1 L, -2 R, -3 B, -4 T).
+
+    ``acc`` (N, 2): each disc's acceleration (gravity, or zero along a wall it rests on);
+    ``horizon``: events later than this may be missed (mixed-acceleration pairs only).
+    """
     n = p.shape[0]
     best, bi, bj = _INF, -1, 0
     for i in range(n):
         for j in range(i + 1, n):
-            tau = _pair_toi(p, v, i, j, r[i] + r[j])
+            if acc[i, 0] == acc[j, 0] and acc[i, 1] == acc[j, 1]:
+                tau = _pair_toi(p, v, i, j, r[i] + r[j])
+            else:
+                tau = _pair_toi_accel(p, v, acc, i, j, r[i] + r[j], min(best, horizon))
             if tau < best:
                 best, bi, bj = tau, i, j
         if walls:
             # gap to each wall and its derivative sign: left x - r, right size - r - x, ...
+            a = acc[i]
             taus = (
-                _first_entry_root(0.5 * g[0], v[i, 0], p[i, 0] - r[i]),
-                _first_entry_root(-0.5 * g[0], -v[i, 0], size - r[i] - p[i, 0]),
-                _first_entry_root(0.5 * g[1], v[i, 1], p[i, 1] - r[i]),
-                _first_entry_root(-0.5 * g[1], -v[i, 1], size - r[i] - p[i, 1]),
+                _first_entry_root(0.5 * a[0], v[i, 0], p[i, 0] - r[i]),
+                _first_entry_root(-0.5 * a[0], -v[i, 0], size - r[i] - p[i, 0]),
+                _first_entry_root(0.5 * a[1], v[i, 1], p[i, 1] - r[i]),
+                _first_entry_root(-0.5 * a[1], -v[i, 1], size - r[i] - p[i, 1]),
             )
             for w in range(4):
                 if taus[w] < best:
                     best, bi, bj = taus[w], i, -(w + 1)
     return best, bi, bj
+
+
+@nb.njit(cache=True)
+def _settle(p, v, acc, g, r, i, axis, size, ew):
+    """After an impulse on disc i: keep, start or end its resting contact on ``axis``.
+
+    A disc touching the wall of ``axis`` that gravity presses it into is held there
+    (normal velocity and acceleration exactly 0, position exactly at contact) when its
+    normal speed into or off the wall is below :data:`REST_SPEED`; moving into the wall
+    faster it bounces with ``ew``; moving off it is released to free flight.
+    """
+    if g[axis] == 0.0:
+        return
+    low = g[axis] < 0.0  # gravity presses towards the wall at 0 (else towards size)
+    wall = r[i] if low else size - r[i]
+    if abs(p[i, axis] - wall) > 1e-9:
+        acc[i, axis] = g[axis]
+        return
+    into = -v[i, axis] if low else v[i, axis]  # normal speed into the wall
+    if into > REST_SPEED:  # pushed into the wall: it answers like a wall impact
+        v[i, axis] = -ew * v[i, axis]
+        into = -ew * into
+    if abs(into) <= REST_SPEED:
+        v[i, axis] = 0.0
+        p[i, axis] = wall
+        acc[i, axis] = 0.0
+    else:
+        acc[i, axis] = g[axis]
 
 
 @nb.njit(cache=True)
@@ -162,20 +251,28 @@ def simulate_batch_kernel(
     max_ev = ev_time.shape[1]
     p = np.empty((n, 2))
     v = np.empty((n, 2))
+    acc = np.empty((n, 2))
     for b in range(n_vid):
         p[:, :] = pos0[b]
         v[:, :] = vel0[b]
         r = radii[b]
         m = masses[b]
+        for i in range(n):
+            acc[i, 0] = gravity[0]
+            acc[i, 1] = gravity[1]
+            if walls:  # a disc that starts at rest on a wall stays there
+                for axis in range(2):
+                    if abs(v[i, axis]) <= REST_SPEED:
+                        _settle(p, v, acc, gravity, r, i, axis, size, wall_restitution)
         t = 0.0
         ne = 0
         for k in range(n_frames):
             t_frame = k * dt
             while True:
-                tau, i, j = _next_event(p, v, r, gravity, walls, size)
+                tau, i, j = _next_event(p, v, acc, r, walls, size, t_frame + EVENT_EPS - t)
                 if t + tau > t_frame + EVENT_EPS:
                     break
-                _advance(p, v, gravity, tau)
+                _advance(p, v, acc, tau)
                 t += tau
                 if ne >= max_ev:
                     ev_count[b] = ne
@@ -185,7 +282,17 @@ def simulate_batch_kernel(
                 ev_pair[b, ne, 1] = j
                 ne += 1
                 _resolve(p, v, m, i, j, restitution, wall_restitution)
-            _advance(p, v, gravity, t_frame - t)
+                if walls:
+                    if j < 0:
+                        _settle(p, v, acc, gravity, r, i, 0 if j >= -2 else 1, size,
+                                wall_restitution)
+                    else:
+                        for d in (i, j):
+                            for axis in range(2):
+                                if acc[d, axis] != gravity[axis]:
+                                    _settle(p, v, acc, gravity, r, d, axis, size,
+                                            wall_restitution)
+            _advance(p, v, acc, t_frame - t)
             t = t_frame
             out_pos[b, k] = p
             out_vel[b, k] = v
@@ -264,6 +371,8 @@ def simulate_batch(
         raise ValueError(f"restitution must be in [0, 1], got {restitution}, {wall_restitution}")
     if n_frames < 1 or not 0 < dt < np.inf:
         raise ValueError(f"need n_frames >= 1 and a finite dt > 0, got {n_frames}, {dt}")
+    if int(max_events) < 1:
+        raise ValueError(f"max_events must be >= 1, got {max_events}")
     g = np.asarray(gravity, dtype=np.float64).reshape(2)
     if not np.all(np.isfinite(g)):
         raise ValueError(f"gravity must be finite, got {tuple(g)}")
@@ -293,8 +402,9 @@ def simulate_batch(
     )
     if bad >= 0:
         raise ValueError(
-            f"video {bad} exceeded {max_events} collision events (overlapping start or an "
-            "inelastic resting cascade?)"
+            f"video {bad} exceeded {max_events} collision events in {n_frames} frames; "
+            "raise max_events for many fast discs, or check for discs resting on each "
+            "other with restitution < 1 (an endless cascade of impacts)"
         )
     return {
         "positions": out_pos,
@@ -340,6 +450,7 @@ def simulate(
     wall_restitution: float = 1.0,
     n_frames: int = world.N_FRAMES,
     dt: float = world.FRAME_DT,
+    max_events: int = MAX_EVENTS,
 ) -> Trajectory:
     """Simulate one video of the discs ``objects`` exactly.
 
@@ -347,7 +458,7 @@ def simulate(
       objects: the N discs (radii and masses are used).
       positions0: (N, 2) world units at t = 0; discs must not overlap.
       velocities0: (N, 2) world units / s at t = 0.
-      gravity, restitution, walls, wall_restitution, n_frames, dt: see
+      gravity, restitution, walls, wall_restitution, n_frames, dt, max_events: see
         :func:`simulate_batch`.
 
     Returns:
@@ -371,5 +482,6 @@ def simulate(
         wall_restitution=wall_restitution,
         n_frames=n_frames,
         dt=dt,
+        max_events=max_events,
     )
     return trajectory_from_batch(out, 0, dt)

@@ -171,3 +171,70 @@ def test_bad_input_is_a_clear_error(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         physics.simulate(world.Objects.make(radii), **args)
+
+
+# --------------------------------------------------------------------------- resting contact
+
+
+def test_inelastic_floor_holds_a_dropped_disc_at_rest():
+    # Dropped from y = 5 onto a floor with restitution 0: it lands at sqrt(2 (5 - r) / g)
+    # and then rests at y = r exactly (it used to sink through the floor to y = -1.64).
+    g, r = 9.8, 1.0
+    tr = physics.simulate(one(r), [[5, 5]], [[0, 0]], gravity=(0, -g), walls=True,
+                          wall_restitution=0.0)
+    t_hit = np.sqrt(2 * (5 - r) / g)
+    np.testing.assert_allclose(tr.event_times, [t_hit], atol=1e-12)
+    after = T > t_hit
+    np.testing.assert_allclose(tr.positions[after, 0, 1], r, rtol=0, atol=1e-9)
+    assert np.all(tr.velocities[after, 0] == 0.0)
+    np.testing.assert_allclose(tr.positions[~after, 0, 1], 5 - g * T[~after] ** 2 / 2,
+                               atol=1e-12)
+
+
+def test_a_disc_at_rest_on_the_floor_stays_and_slides_without_friction():
+    tr = physics.simulate(one(1.0), [[2, 1]], [[1.5, 0]], gravity=(0, -9.8), walls=True,
+                          wall_restitution=0.0)
+    assert np.max(np.abs(tr.positions[:, 0, 1] - 1.0)) <= 1e-9
+    np.testing.assert_allclose(tr.positions[:, 0, 0], 2 + 1.5 * T, atol=1e-12)
+    assert len(tr.event_times) == 0
+    # with an elastic floor (the default) the same start is resting too
+    el = physics.simulate(one(1.0), [[2, 1]], [[1.5, 0]], gravity=(0, -9.8), walls=True)
+    assert el.positions.tobytes() == tr.positions.tobytes()
+
+
+def test_partially_elastic_bounces_come_to_rest_instead_of_an_event_cascade():
+    e, g, h, r = 0.5, 9.8, 5.0, 1.0
+    tr = physics.simulate(one(r), [[5, h]], [[0, 0]], gravity=(0, -g), walls=True,
+                          wall_restitution=e)
+    # bounce k lands at t_hit (1 + 2 e + 2 e² + ... ): geometric, exact
+    t_hit = np.sqrt(2 * (h - r) / g)
+    k = np.arange(5)
+    want = t_hit * (1 + 2 * e * (1 - e**k) / (1 - e))
+    np.testing.assert_allclose(tr.event_times[:5], want, atol=1e-12)
+    t_rest = t_hit * (1 + 2 * e / (1 - e))  # the Zeno limit
+    late = T > t_rest + 1e-6
+    assert late.any() and np.all(np.abs(tr.positions[late, 0, 1] - r) <= 1e-9)
+
+
+def test_a_flying_disc_hits_a_resting_one_at_the_closed_form_time():
+    # Disc 1 (r 0.5) falls from (5.3, 6) onto disc 0 resting at (5, 1): contact when the
+    # centres are 1.5 apart, i.e. at y = 1 + sqrt(1.5² - 0.3²).
+    g = 9.8
+    tr = physics.simulate(world.Objects.make([1.0, 0.5]), [[5, 1], [5.3, 6]], [[0, 0], [0, 0]],
+                          gravity=(0, -g), walls=True, wall_restitution=0.0)
+    y_contact = 1 + np.sqrt(1.5**2 - 0.3**2)
+    assert tr.event_pairs[0].tolist() == [0, 1]
+    np.testing.assert_allclose(tr.event_times[0], np.sqrt(2 * (6 - y_contact) / g), atol=1e-12)
+    # the floor keeps disc 0 down: it slides off to the left, never below y = r
+    assert np.all(tr.positions[:, 0, 1] >= 1.0 - 1e-9) and tr.velocities[-1, 0, 0] < 0
+    assert np.all(tr.positions[:, 1, 1] >= 0.5 - 1e-9)
+
+
+def test_max_events_is_an_option_and_its_error_names_it():
+    obj, pos, vel = random_gas(3, n=16)
+    with pytest.raises(ValueError, match="raise max_events"):
+        physics.simulate(obj, pos, vel * 20, walls=True, max_events=4)
+    tr = physics.simulate(obj, pos, vel * 20, walls=True, max_events=4096)
+    assert len(tr.event_times) > 4
+    with pytest.raises(ValueError, match="max_events must be"):
+        physics.simulate(obj, pos, vel, max_events=0)
