@@ -179,6 +179,29 @@ def write_report(out: Path, results: dict, rows: list[dict], strips) -> None:
             body.append([name, v["n_scored"], *[v.get(k) for k in keys], fl])
         lines += ["## By split and level", "", _table(["split/level", "n", *keys, "floor"], body)]
         lines += [""]
+    pp = results.get("paper_protocol")
+    if pp:
+        fl = pp.get("floor", {})
+        lines += ["## Paper protocol (the paper's evaluate.py)", "",
+                  f"{results.get('labels', {}).get('paper_protocol', '')}.", "",
+                  f"Velocity error, paper protocol: **{_fmt(pp.get('velocity_error'))}** on "
+                  f"{pp.get('n_scored')} videos ({pp.get('n_filtered_out')} dropped by its "
+                  f"radius filter) at {pp.get('resolution')} px, {pp.get('n_frames')} frames; "
+                  f"its floor (truth renders, same parser) {_fmt(fl.get('velocity_error'))}. "
+                  "Compare with the paper's published numbers only at the same resolution "
+                  "and frames; ours (above) is a different metric.", ""]  # fmt: skip
+        body = [[k, v.get("n_scored"), v.get("velocity_error"),
+                 fl.get("levels", {}).get(k, {}).get("velocity_error")]
+                for k, v in pp.get("levels", {}).items()]  # fmt: skip
+        lines += [_table(["split/level", "n", "paper velocity error", "paper floor"], body), ""]
+    cond = results.get("conditioning", {})
+    if cond.get("n_flagged"):
+        from evals.checks import describe
+
+        lines += ["## Conditioning frames", "", f"**Warning**: {describe(cond)}.", ""]
+        lines += [f"- {k}: " + ", ".join(f"`{i}`" for i in ids)
+                  for k, ids in cond.get("flagged_ids", {}).items()]  # fmt: skip
+        lines += [""]
     if plot_error_by_level(results, out / "error_by_level.png"):
         lines += ["![velocity error by level](error_by_level.png)", ""]
     if plot_speed(rows, out / "speed.png"):
