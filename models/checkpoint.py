@@ -2,7 +2,9 @@
 
 Layout: ``{workdir}/checkpoints/{step}/{params,opt_state,ema,meta}``. ``meta`` holds the
 config (``configs.to_dict``), the data iterator state and anything else JSON-able, so a
-checkpoint alone is enough to resume or to sample.
+checkpoint alone is enough to resume or to sample. Workdirs are local paths or any
+``etils.epath`` URL (``gs://bucket/run``); arrays are saved and restored in the sharding of
+the state given (multi-host: each process writes and reads its own shards).
 """
 
 from __future__ import annotations
@@ -12,25 +14,47 @@ import sys
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from models import configs
 
 
+def is_local(path) -> bool:
+    """Whether ``path`` (str or epath) is a local file path rather than a URL (gs://...)."""
+    return "://" not in str(path)
+
+
+def epath_of(workdir) -> epath.Path:
+    """``workdir`` as an ``epath.Path``: local paths made absolute (orbax wants them so),
+    URLs such as ``gs://bucket/run`` kept as they are."""
+    s = str(workdir)
+    return epath.Path(os.path.abspath(s) if is_local(s) else s)
+
+
 def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
-    """A checkpoint manager over ``{workdir}/checkpoints`` keeping the last ``keep``."""
-    path = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    """A checkpoint manager over ``{workdir}/checkpoints`` keeping the last ``keep``; saves
+    are asynchronous (see :func:`save`)."""
     return ocp.CheckpointManager(
-        path, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        epath_of(workdir) / "checkpoints",
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             enable_async_checkpointing=True))
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state: dict, meta: dict) -> None:
-    """Save train ``state`` (dict with params, opt_state, ema) and ``meta`` at ``step``."""
+def save(mngr: ocp.CheckpointManager, step: int, state: dict, meta: dict,
+         wait: bool = True) -> None:
+    """Save train ``state`` (dict with params, opt_state, ema) and ``meta`` at ``step``.
+
+    ``wait=False``: return once the arrays are copied off the devices and write in the
+    background (the train loop goes on; the next save, or ``mngr.wait_until_finished()``,
+    waits for it). A step directory becomes visible only when complete.
+    """
     mngr.save(step, args=ocp.args.Composite(
         params=ocp.args.StandardSave(state["params"]),
         opt_state=ocp.args.StandardSave(state["opt_state"]),
         ema=ocp.args.StandardSave(state["ema"]),
         meta=ocp.args.JsonSave(meta)))
-    mngr.wait_until_finished()
+    if wait:
+        mngr.wait_until_finished()
 
 
 def pick_step(mngr: ocp.CheckpointManager, step: int | None = None) -> int:
@@ -50,7 +74,9 @@ def _abstract(tree):
 
 
 def restore(mngr: ocp.CheckpointManager, like: dict, step: int | None = None):
-    """(state, meta) of checkpoint ``step`` (default latest); ``like`` gives the structure."""
+    """(state, meta) of checkpoint ``step`` (default latest); ``like`` gives the structure:
+    arrays or ShapeDtypeStructs, restored in their sharding (give global shardings to
+    restore a multi-host state straight onto every process's devices)."""
     step = pick_step(mngr, step)
     r = mngr.restore(step, args=ocp.args.Composite(
         params=ocp.args.StandardRestore(_abstract(like["params"])),
@@ -70,11 +96,12 @@ def read_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:
 
 
 def load_weights(workdir: str, like_params, step: int | None = None, ema: bool = True):
-    """(params, meta): EMA (or raw) params of a run, shaped like ``like_params``."""
+    """(params, meta): EMA (or raw) params of a run, shaped (and sharded) like
+    ``like_params``."""
     mngr = manager(workdir)
     step = pick_step(mngr, step)
     item = "ema" if ema else "params"
-    if not os.path.isdir(os.path.join(str(mngr.directory), str(step), item)):
+    if not (epath.Path(mngr.directory) / str(step) / item).is_dir():
         raise ValueError(f"{workdir!r} step {step} has no {item!r} weights"
                          + (" (a sampling-only export keeps only EMA weights)" if not ema else ""))
     r = mngr.restore(step, args=ocp.args.Composite(
@@ -104,8 +131,8 @@ def export(workdir: str, out: str, step: int | None = None, ema: bool = True) ->
     mngr.save(step, args=ocp.args.Composite(ema=ocp.args.StandardSave(params),
                                             meta=ocp.args.JsonSave(dict(meta, exported=True))))
     mngr.wait_until_finished()
-    with open(os.path.join(out, "config.json"), "w") as f:
-        f.write(json.dumps(configs.to_dict(cfg), indent=1, sort_keys=True))
+    (epath_of(out) / "config.json").write_text(
+        json.dumps(configs.to_dict(cfg), indent=1, sort_keys=True))
     return out
 
 

@@ -8,7 +8,11 @@ same batches. ``--data`` specs understood by :func:`open_source`:
 * a directory: a physim dataset (``physim.dataset.open``), frames rendered on the fly;
 * ``scenario:NAME``: endless train-split videos of a physim scenario, rendered on the fly;
 * ``grain:DIR``: physim's Grain loader over a dataset directory (``physim.loader``);
-* ``synthetic``: a red disc in uniform motion drawn here with NumPy (tests; no physim).
+* ``synthetic``: a red disc in uniform motion drawn here with NumPy (tests; no physim);
+* ``latents:DIR``: a latent cache written by ``physim encode`` (:func:`encode`): the frozen
+  VAE's posterior means of every video of a source, both flips, so a latent DiT trains
+  without running the VAE (the batches are float32 (B, 2, t, h, w, Cl): the latents of the
+  video and of its given frames, last one repeated; see ``models.train.make_loss``).
 
 The trainer also takes any iterator of uint8 (B, T, R, R, 3) batches (or dicts with a
 ``"frames"`` entry) that has ``get_state()`` / ``set_state(state)`` with JSON-able state.
@@ -16,11 +20,16 @@ The trainer also takes any iterator of uint8 (B, T, R, R, 3) batches (or dicts w
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 
 import numpy as np
 
-from models.configs import DataConfig
+from models.configs import Config, DataConfig
+
+CACHE_KIND = "physim-latents"
 
 
 def draw_disc_video(x, y, r, resolution: int, color=(255, 0, 0)) -> np.ndarray:
@@ -138,16 +147,18 @@ def open_source(spec: str, data: DataConfig, seed: int | None = None, batch_size
         loader = make_loader(spec.split(":", 1)[1], split="train",
                              batch_size=batch_size // jax.process_count(),
                              resolution=data.resolution, n_frames=data.frames, seed=seed,
-                             flip=data.flip)
+                             flip=data.flip, workers=data.workers)
         return FramesIterator(iter(loader))
+    if spec.startswith("latents:"):
+        return LatentSource(spec.split(":", 1)[1])
     if spec == "synthetic":
         return SyntheticSource(data.resolution, data.frames, seed)
     if spec.startswith("scenario:"):
         return ScenarioSource(spec.split(":", 1)[1], data.resolution, seed)
     if os.path.isdir(spec):
         return DatasetSource(spec, data.resolution, split)
-    raise ValueError(f"--data {spec!r} is neither a directory, 'grain:DIR', 'synthetic' nor "
-                     "'scenario:NAME'")
+    raise ValueError(f"--data {spec!r} is neither a directory, 'grain:DIR', 'latents:DIR', "
+                     "'synthetic' nor 'scenario:NAME'")
 
 
 class BatchIterator:
@@ -188,6 +199,10 @@ class BatchIterator:
         out = []
         for j in range(self.lo, self.hi):
             g = k * self.batch_size + j
+            if getattr(self.source, "flip_variants", False):  # a latent cache: both flips
+                flipped = self.flip and np.random.default_rng([self.seed, 1, g]).random() < 0.5
+                out.append(np.asarray(self.source[self._index(g)][int(flipped)]))
+                continue
             video = np.asarray(self.source[self._index(g)])
             if video.shape[0] < self.frames:
                 raise ValueError(f"video has {video.shape[0]} frames, need {self.frames}")
@@ -214,3 +229,183 @@ class BatchIterator:
 
     def set_state(self, state: dict) -> None:
         self.step = int(state["step"])
+
+
+# ----------------------------------------------------------------------------- latent cache
+
+class LatentSource:
+    """A latent cache (``physim encode``): item i is float32 (2, 2, t, h, w, Cl), [flip]
+    [video latents, given-frame latents], the VAE's unscaled posterior means. The
+    :class:`BatchIterator` picks the flip with the same draw as for frames, so the batches
+    are the latents of the frame batches of the encoded source."""
+
+    flip_variants = True
+    latent_cache = True
+
+    def __init__(self, path: str):
+        mpath = os.path.join(path, "manifest.json")
+        if not os.path.isfile(mpath):
+            raise ValueError(f"{path} is not a latent cache (no manifest.json; write one with "
+                             "`physim encode`)")
+        with open(mpath) as f:
+            self.manifest = json.load(f)
+        if self.manifest.get("kind") != CACHE_KIND:
+            raise ValueError(f"{mpath} is not a {CACHE_KIND} manifest")
+        self.path, self.n = path, int(self.manifest["n"])
+        self._shards = {}
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = int(i)
+        if not 0 <= i < self.n:
+            raise IndexError(f"latent {i} of a cache of {self.n}")
+        size = int(self.manifest["shard_size"])
+        s = i // size
+        if s not in self._shards:
+            entry = self.manifest["shards"][s]
+            self._shards[s] = np.load(os.path.join(self.path, entry["file"]), mmap_mode="r",
+                                      allow_pickle=False)
+        return np.asarray(self._shards[s][i - s * size])
+
+
+def _cache_key(cfg: Config) -> dict:
+    v = dict(__import__("dataclasses").asdict(cfg.vae))
+    v.pop("dtype")
+    d = cfg.data
+    return {"vae": v, "resolution": d.resolution, "frames": d.frames, "n_cond": d.n_cond}
+
+
+def check_cache(manifest: dict | None, cfg: Config) -> None:
+    """``ValueError`` unless a latent cache fits ``cfg``: a latent DiT with the cache's VAE
+    config, resolution, frames and conditioning frames, clips from the start, and (if
+    ``cfg.vae_workdir`` is set) that VAE at the step the cache was encoded with."""
+    if manifest is None:
+        raise ValueError("cached latents need a LatentSource (its manifest)")
+    if cfg.model != "dit" or not cfg.latent:
+        raise ValueError(f"a latent cache trains a latent DiT; {cfg.name} is not one")
+    want, have = _cache_key(cfg), manifest["key"]
+    if want != have:
+        diff = sorted(k for k in want if want[k] != have.get(k))
+        raise ValueError(f"latent cache does not fit {cfg.name}: {diff} differ "
+                         f"(cache {[have.get(k) for k in diff]}, run {[want[k] for k in diff]})")
+    if cfg.data.clip != "start":
+        raise ValueError("a latent cache holds clips from the start: data.clip must be 'start'")
+    if cfg.vae_workdir:
+        from models import checkpoint
+
+        _, step = checkpoint.read_meta(cfg.vae_workdir)
+        if step != manifest["vae_step"]:
+            raise ValueError(f"latent cache was encoded with {manifest['vae_workdir']} step "
+                             f"{manifest['vae_step']}; vae_workdir={cfg.vae_workdir} is at "
+                             f"step {step}")
+
+
+def encode(cfg: Config, source, out: str, *, n: int | None = None, batch: int = 16,
+           shard_size: int = 1024, source_name: str = "") -> str:
+    """Write the latent cache of ``source`` (videos 0..n-1; default all of a finite source)
+    for the latent DiT ``cfg`` (its ``vae_workdir``, resolution, frames, n_cond) to ``out``.
+
+    Per video, both horizontal flips, the frozen VAE's posterior means of the video and of
+    its given frames (the last one repeated, as the sampler is given), unscaled; float32
+    shards of ``shard_size`` videos (N, 2, 2, t, h, w, Cl) ``.npy`` with a sha256 each in
+    ``manifest.json``. Deterministic: a pure function of the source, the VAE weights and
+    ``batch``. Written to a temporary folder renamed at the end: a killed run leaves no
+    half cache; an existing ``out`` is refused.
+    """
+    import jax
+
+    from models import checkpoint, train
+
+    if cfg.model != "dit" or not cfg.latent:
+        raise ValueError(f"physim encode needs a latent DiT preset; {cfg.name} is not one")
+    n = len(source) if n is None else n
+    if n < 1:
+        raise ValueError("an endless source (scenario:, synthetic) needs --n >= 1 videos")
+    if batch < 1 or shard_size < 1:
+        raise ValueError(f"--batch and --shard-size must be >= 1, got {batch}, {shard_size}")
+    if os.path.exists(out):
+        raise ValueError(f"{out} exists; encode into a new folder")
+    cfg = train.resolve_precision(cfg)
+    d = cfg.data
+    parts, frozen = train.load_frozen_vae(cfg, None, 1.0)
+    g, t, r = parts
+
+    def enc(params, v):
+        vae = train.merge(g, t, r, params)
+        x = train.to_float(v)
+        z = vae.encode(x)[0]
+        zc = z if cfg.vae.temporal_down == 1 else vae.encode(
+            train.given_video(x, d.n_cond))[0]
+        return jax.numpy.stack([z, zc], axis=1).astype(jax.numpy.float32)  # (B, 2, t,h,w,C)
+
+    enc = jax.jit(enc)
+    tmp = f"{out.rstrip('/')}.tmp-{os.getpid()}"
+    os.makedirs(tmp)
+    try:
+        shards = []
+        for lo in range(0, n, shard_size):
+            hi = min(lo + shard_size, n)
+            rows = []
+            for b0 in range(lo, hi, batch):
+                idx = list(range(b0, min(b0 + batch, hi)))
+                v = np.stack([np.asarray(source[i])[: d.frames] for i in idx])
+                if v.shape[1:] != (d.frames, d.resolution, d.resolution, 3):
+                    raise ValueError(f"source videos are {v.shape[1:]}, need "
+                                     f"({d.frames}, {d.resolution}, {d.resolution}, 3)")
+                pad = batch - len(idx)  # a fixed batch: one compilation, padded rows dropped
+                v = np.concatenate([v, np.repeat(v[-1:], pad, 0)]) if pad else v
+                both = [np.asarray(enc(frozen["vae"], f))[: len(idx)]
+                        for f in (v, v[:, :, :, ::-1])]
+                rows.append(np.stack(both, axis=1))  # (b, 2 flips, 2, t, h, w, C)
+            arr = np.ascontiguousarray(np.concatenate(rows))
+            name = f"latents-{lo // shard_size:05d}.npy"
+            np.save(os.path.join(tmp, name), arr, allow_pickle=False)
+            with open(os.path.join(tmp, name), "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            shards.append({"file": name, "lo": lo, "hi": hi, "sha256": digest})
+        meta, step = checkpoint.read_meta(cfg.vae_workdir)
+        manifest = {"kind": CACHE_KIND, "version": 1, "key": _cache_key(cfg), "n": n,
+                    "shard_size": shard_size, "shape": [2, 2, *cfg.diffusion_shape],
+                    "dtype": "float32", "vae_workdir": os.path.abspath(cfg.vae_workdir),
+                    "vae_step": step, "source": source_name, "encode_batch": batch,
+                    "shards": shards}
+        with open(os.path.join(tmp, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``encode`` subcommand (``physim encode``)."""
+    p = subparsers.add_parser("encode", help="write the frozen-VAE latents of a dataset once "
+                              "(both flips), for a latent DiT to train from (--data latents:DIR)")
+    p.add_argument("--preset", required=True, help="the latent DiT preset to train later")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. vae_workdir=runs/vae (repeatable)")
+    p.add_argument("--data", required=True, help="physim dataset dir, 'scenario:NAME' or "
+                   "'synthetic' (endless sources need --n)")
+    p.add_argument("--split", default="train", help="split of a --data directory")
+    p.add_argument("--out", required=True, help="new folder for the cache")
+    p.add_argument("--n", type=int, default=None, help="videos (default: all of --data)")
+    p.add_argument("--batch", type=int, default=16, help="videos per VAE call")
+    p.add_argument("--shard-size", type=int, default=1024, help="videos per shard file")
+    p.set_defaults(func=run_encode)
+
+
+def run_encode(args) -> int:
+    from models import configs
+
+    cfg = configs.apply_overrides(configs.get_preset(args.preset), args.set)
+    if args.data.startswith(("grain:", "latents:")):
+        raise ValueError(f"--data {args.data!r}: encode reads a dataset dir, scenario:NAME or "
+                         "synthetic")
+    source = open_source(args.data, cfg.data, split=args.split)
+    out = encode(cfg, source, args.out, n=args.n, batch=args.batch,
+                 shard_size=args.shard_size, source_name=args.data)
+    print(f"wrote {len(LatentSource(out))} videos' latents to {out}")
+    return 0

@@ -92,11 +92,50 @@ def unpatchify(x, patch, shape):
     return x.reshape(-1, t, h, w, c)
 
 
+def attention_impl(name: str, dtype) -> str:
+    """The attention kernel that ``name`` (``DiTConfig.attention``) selects on this backend
+    for compute ``dtype``: "auto" gives "cudnn" on GPU in bfloat16/float16, else "xla".
+    ``ValueError`` naming the backend if the kernel cannot run here."""
+    backend = jax.default_backend()
+    if name == "auto":
+        low = jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
+        return "cudnn" if backend in ("gpu", "cuda") and low else "xla"
+    if name == "cudnn" and backend not in ("gpu", "cuda"):
+        raise ValueError(f"dit.attention='cudnn' needs a GPU; the JAX backend is {backend!r} "
+                         "(use 'auto' or 'xla')")
+    if name == "tpu_flash":
+        if backend != "tpu":
+            raise ValueError(f"dit.attention='tpu_flash' needs a TPU; the JAX backend is "
+                             f"{backend!r} (use 'auto' or 'xla')")
+        import importlib
+
+        try:
+            importlib.import_module("jax.experimental.pallas.ops.tpu.flash_attention")
+        except ImportError as e:
+            raise ValueError(f"dit.attention='tpu_flash': jax.experimental.pallas TPU flash "
+                             f"attention is not importable ({e}); use 'xla'") from None
+    return name
+
+
+def attention(q, k, v, impl: str):
+    """Softmax attention of q, k, v (B, N, H, Dh) -> (B, N, H, Dh) with kernel ``impl``
+    (:func:`attention_impl`); scale 1/sqrt(Dh), no mask."""
+    if impl == "tpu_flash":
+        from jax.experimental.pallas.ops.tpu.flash_attention import flash_attention
+
+        t = lambda a: a.transpose(0, 2, 1, 3)  # noqa: E731 (B, H, N, Dh) layout
+        o = flash_attention(t(q), t(k), t(v), sm_scale=1.0 / math.sqrt(q.shape[-1]))
+        return t(o)
+    if impl == "cudnn":
+        return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+    return jax.nn.dot_product_attention(q, k, v)  # XLA (implementation=None is XLA)
+
+
 class Attention(nnx.Module):
     """Multi-head self-attention with 3D RoPE on queries and keys."""
 
-    def __init__(self, dim: int, heads: int, *, dtype, rngs: nnx.Rngs):
-        self.heads = heads
+    def __init__(self, dim: int, heads: int, *, dtype, rngs: nnx.Rngs, impl: str = "auto"):
+        self.heads, self.impl = heads, impl
         self.qkv = nnx.Linear(dim, 3 * dim, kernel_init=xavier, dtype=dtype, rngs=rngs)
         self.proj = nnx.Linear(dim, dim, kernel_init=xavier, dtype=dtype, rngs=rngs)
 
@@ -105,7 +144,7 @@ class Attention(nnx.Module):
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads)  # (B, N, 3, H, Dh)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (B, N, H, Dh)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, N, H, Dh)
-        o = jax.nn.dot_product_attention(q, k, v)  # (B, N, H, Dh)
+        o = attention(q, k, v, attention_impl(self.impl, q.dtype))  # (B, N, H, Dh)
         return self.proj(o.reshape(b, n, d))  # (B, N, D)
 
 
@@ -124,7 +163,7 @@ class DiTBlock(nnx.Module):
     def __init__(self, cfg: DiTConfig, *, dtype, rngs: nnx.Rngs):
         d = cfg.width
         self.norm1 = nnx.LayerNorm(d, use_scale=False, use_bias=False, epsilon=1e-6, rngs=rngs)
-        self.attn = Attention(d, cfg.heads, dtype=dtype, rngs=rngs)
+        self.attn = Attention(d, cfg.heads, dtype=dtype, rngs=rngs, impl=cfg.attention)
         self.norm2 = nnx.LayerNorm(d, use_scale=False, use_bias=False, epsilon=1e-6, rngs=rngs)
         self.mlp = Mlp(d, int(d * cfg.mlp_ratio), dtype=dtype, rngs=rngs)
         if cfg.adaln == "block":  # DiT: own SiLU-Linear(D, 6D), zero-initialised
@@ -200,7 +239,10 @@ class DiT(nnx.Module):
             c = temb  # (B, D)
         cos, sin = self.cos[...], self.sin[...]
         for block in self.blocks:
-            h = block(h, c, cos, sin)  # (B, N, D)
+            if self.cfg.remat:  # keep only the block inputs; recompute the rest backwards
+                h = nnx.remat(lambda blk, *a: blk(*a))(block, h, c, cos, sin)  # (B, N, D)
+            else:
+                h = block(h, c, cos, sin)  # (B, N, D)
         shift, scale = jnp.split(self.final_ada(nnx.silu(temb)), 2, axis=-1)  # (B, D) each
         h = self.final(modulate(self.final_norm(h), shift, scale))  # (B, N, pt*ph*pw*C')
         if self.cfg.head == "linear":

@@ -1,13 +1,18 @@
 """One training loop for the VAE and the DiT: a pure jitted step over an explicit state.
 
-``state = {"step", "params", "opt_state", "ema"}`` (pure dicts of arrays, replicated over
-a 1-D ``jax.sharding.Mesh`` of all devices; batches are sharded along it). The step is
+``state = {"step", "params", "opt_state", "ema"}`` (pure dicts of arrays on a
+``("data", "fsdp")`` mesh of all devices of all processes: batches are sharded over both
+axes, state is replicated, or sharded over ``fsdp`` when ``train.fsdp > 1``; it is built,
+restored and saved directly in that global sharding, so multi-host runs start and resume
+alike). The step is
 ``step(state, batch_uint8, frozen) -> (state, metrics)`` and draws its randomness from
 ``fold_in(key(seed), step)``, batches are a pure function of their index, so a run killed
 and resumed from a checkpoint is bit-identical (on CPU). The models differ only in their
 ``loss(params, batch, key, frozen)``.
 
-CLI: ``physim train --preset NAME --data DIR --workdir W [--set key=value ...]``.
+CLI: ``physim train --preset NAME --data DIR --workdir W [--set key=value ...]``;
+``--distributed [--coordinator HOST:PORT --num-processes N --process-id I]`` for multi-host
+(docs/accelerators.md), ``--dry-run`` to compile the step and print its memory and FLOPs.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import sys
 import time
 
 import jax
@@ -26,13 +33,18 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from models import checkpoint, configs, data, diffusion
+from models import dit as dit_mod
 from models.dit import DiT
 from models.vae import VAE, pixel_weights, vae_loss
 
 # Dense bf16 peak FLOP/s per device, for the MFU estimate (None: unknown, e.g. CPU).
-PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
+# Ordered: the first name contained in the device kind wins ("H100 PCIe" before "H100").
+PEAK_FLOPS = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "GH200": 989e12,
+              "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10": 125e12,
               "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
-              "TPU v6": 918e12}
+              "TPU v5": 459e12, "TPU v6": 918e12}
+# Paper presets: never meant for a CPU (``physim train`` refuses them there unless asked).
+PAPER_PRESETS = ("dit-s", "dit-b", "dit-l", "dit-xl")
 
 
 def peak_flops(device) -> float | None:
@@ -139,50 +151,176 @@ def init_weights(cfg: configs.Config, run: str, like_params):
     return raw, ema
 
 
-def make_loss(cfg: configs.Config, graphdef, template, rest, vae_parts=None):
-    """``loss(params, batch_uint8, key, frozen) -> (loss, metrics)`` for ``cfg.model``."""
+# ----------------------------------------------------------------------------- mesh & sharding
+
+def make_mesh(tc: configs.TrainConfig, devices=None) -> jax.sharding.Mesh:
+    """The ``("data", "fsdp")`` mesh over all devices (of all processes): ``train.fsdp``
+    devices per FSDP group, the rest data parallel; ``ValueError`` if fsdp does not divide
+    the device count."""
+    devices = jax.devices() if devices is None else devices
+    n = len(devices)
+    if n % tc.fsdp:
+        raise ValueError(f"train.fsdp={tc.fsdp} does not divide the {n} devices "
+                         f"({jax.process_count()} processes)")
+    return jax.make_mesh((n // tc.fsdp, tc.fsdp), ("data", "fsdp"), devices=devices,
+                         axis_types=(jax.sharding.AxisType.Auto,) * 2)
+
+
+BATCH_AXES = ("data", "fsdp")  # a batch's leading axis is split over every device
+
+
+def batch_sharding(mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def check_batch(tc: configs.TrainConfig, mesh) -> None:
+    """``ValueError`` naming the numbers if the global batch (or its micro-batches) cannot
+    be split evenly over the devices and processes."""
+    n, procs = mesh.size, jax.process_count()
+    micro = tc.batch_size // tc.accum_steps
+    if tc.batch_size % (n * tc.accum_steps) or tc.batch_size % procs:
+        raise ValueError(
+            f"train.batch_size={tc.batch_size} must be a multiple of the {n} devices"
+            f" ({procs} processes x {jax.local_device_count()} local)"
+            + (f" times train.accum_steps={tc.accum_steps} (micro-batches of {micro})"
+               if tc.accum_steps > 1 else "")
+            + f"; e.g. {n * tc.accum_steps * max(1, round(micro / n))}")
+
+
+def leaf_sharding(mesh, shape) -> NamedSharding:
+    """Sharding of one state array of ``shape``: replicated, or with ``fsdp > 1`` its largest
+    axis divisible by the fsdp size split over ``"fsdp"`` (scalars and small odd-sized
+    arrays stay replicated)."""
+    f = mesh.shape["fsdp"]
+    if f > 1:
+        for i in sorted(range(len(shape)), key=lambda i: -shape[i]):
+            if shape[i] % f == 0:
+                spec = [None] * len(shape)
+                spec[i] = "fsdp"
+                return NamedSharding(mesh, P(*spec))
+    return NamedSharding(mesh, P())
+
+
+def state_shardings(mesh, abstract):
+    """The sharding tree of a state tree (arrays or ShapeDtypeStructs), leaf by leaf."""
+    return jax.tree.map(lambda a: leaf_sharding(mesh, tuple(a.shape)), abstract)
+
+
+def with_shardings(abstract, shardings):
+    """ShapeDtypeStructs of ``abstract`` carrying ``shardings`` (orbax restore targets)."""
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        abstract, shardings)
+
+
+def global_scalar(value, sharding, dtype=jnp.int32):
+    """A replicated scalar built on every process from the same host value (no transfer
+    between hosts: each process fills its own devices)."""
+    v = np.asarray(value, dtype)
+    return jax.make_array_from_callback((), sharding, lambda _: v)
+
+
+def init_state(cfg: configs.Config, tx, mesh, fresh: bool = True):
+    """``(state, abstract_state, (graphdef, template, rest))`` of a new run of ``cfg``.
+
+    The model is built inside ``jax.jit(init, out_shardings=...)``, so parameters,
+    optimiser state and EMA appear directly in their global sharding (:func:`leaf_sharding`)
+    on every process; nothing is built on one device first. ``fresh=False`` (a resume)
+    builds only the shapes (``state`` is None) and the non-trainable tables.
+    """
+    seed = cfg.train.seed
+    graphdef, _, _, template = split_params(build_model(cfg, seed=seed, abstract=True))
+    repl = NamedSharding(mesh, P())
+
+    def init():
+        _, params, rest, _ = split_params(build_model(cfg, seed=seed))
+        return {"params": params, "opt_state": tx.init(params),
+                "ema": jax.tree.map(jnp.copy, params)}, rest
+
+    abstract, _ = jax.eval_shape(init)
+    shardings = state_shardings(mesh, abstract)
+    if fresh:
+        state, rest = jax.jit(init, out_shardings=(shardings, repl))()
+    else:  # the tables (RoPE, positions) only; XLA drops the unused initialisation
+        state, rest = None, jax.jit(lambda: init()[1], out_shardings=repl)()
+    return state, with_shardings(abstract, shardings), (graphdef, template, rest)
+
+
+# ----------------------------------------------------------------------------- loss & step
+
+def make_loss(cfg: configs.Config, graphdef, template, rest, vae_parts=None,
+              cached: bool = False):
+    """``loss(params, batch, key, frozen, rows=None) -> (loss, metrics)`` for ``cfg.model``.
+
+    ``batch``: uint8 frames (B, T, R, R, 3), or with ``cached`` float latents
+    (B, 2, t, h, w, Cl) of a latent cache (:mod:`models.data`; unscaled posterior means of
+    the video and of its given frames). ``rows`` (B,) int: the videos' indices in the global
+    batch; given, each video's noise is drawn from ``fold_in(key, row)`` (the loss is then
+    the same however the batch is split over micro-batches and devices); None: one draw for
+    the batch (the original numerics). The VAE ignores ``rows``.
+    """
     if cfg.model == "vae":
-        def loss(params, batch, key, frozen):
+        def loss(params, batch, key, frozen, rows=None):
             v = cfg.vae
             return vae_loss(merge(graphdef, template, rest, params), to_float(batch), key,
                             v.kl_weight, moment_weight=v.moment_weight,
                             moment_window=v.moment_window, fg_weight=v.fg_weight)
         return loss
 
-    def loss(params, batch, key, frozen):
-        x = to_float(batch)  # (B, T, H, W, 3)
+    def loss(params, batch, key, frozen, rows=None):
         cond = None
-        if vae_parts is not None:  # frozen VAE: posterior means, scaled to unit variance
-            x, cond = jax.lax.stop_gradient(latents(cfg, vae_parts, frozen, x))  # (B,t,h,w,Cl)
-        fg = cfg.diffusion.fg_weight
+        if cached:  # latents from the cache, scaled here (the scale is the run's)
+            x, cond = batch[:, 0] * frozen["scale"], batch[:, 1] * frozen["scale"]
+        else:
+            x = to_float(batch)  # (B, T, H, W, 3)
+            if vae_parts is not None:  # frozen VAE: posterior means, scaled to unit variance
+                x, cond = jax.lax.stop_gradient(latents(cfg, vae_parts, frozen, x))
+        fg = cfg.diffusion.fg_weight  # (latents: B, t, h, w, Cl)
         wts = pixel_weights(x, fg) if fg != 1.0 else None  # pixel space only (validated)
         net = merge(graphdef, template, rest, params)
-        return diffusion.training_loss(net, x, cond_mask(cfg, x.shape[0]), key, cfg.diffusion,
-                                       wts, cond)
+        if rows is None:
+            return diffusion.training_loss(net, x, cond_mask(cfg, x.shape[0]), key,
+                                           cfg.diffusion, wts, cond)
+        mask1 = cond_mask(cfg, 1)  # (1, t)
+
+        def one(xi, ci, wi, row):  # one video as a batch of one, its own key
+            add = (lambda a: None if a is None else a[None])  # noqa: E731
+            return diffusion.training_loss(net, xi[None], mask1, jax.random.fold_in(key, row),
+                                           cfg.diffusion, add(wi), add(ci))[0]
+        # Every video scores the same number of frames: the batch loss is their mean.
+        value = jnp.mean(jax.vmap(one)(x, cond, wts, rows))
+        return value, {"loss": value}
+    loss.per_example = True  # draws its noise by row: micro-batches share the step key
     return loss
 
 
 def make_optimizer(tc: configs.TrainConfig):
-    """AdamW with linear warmup + cosine decay, global-norm clipping; (tx, schedule)."""
+    """AdamW with linear warmup + cosine decay, global-norm clipping; (tx, schedule).
+    With ``accum_steps > 1`` wrapped in ``optax.MultiSteps`` (the schedule counts updates)."""
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, tc.lr, max(tc.warmup, 1), max(tc.steps, tc.warmup + 1), tc.lr * tc.min_lr_ratio)
     decay_mask = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)  # noqa: E731 no decay on biases
     tx = optax.chain(optax.clip_by_global_norm(tc.clip),
                      optax.adamw(schedule, tc.b1, tc.b2, weight_decay=tc.weight_decay,
                                  mask=decay_mask))
+    if tc.accum_steps > 1:
+        tx = optax.MultiSteps(tx, every_k_schedule=tc.accum_steps)
     return tx, schedule
 
 
-def make_step(loss, tx, schedule, tc: configs.TrainConfig):
-    """The pure train step ``(state, batch, frozen) -> (state, metrics)``."""
-    base = jax.random.key(tc.seed)
+def make_step(loss, tx, schedule, tc: configs.TrainConfig, micro_sharding=None):
+    """The pure train step ``(state, batch, frozen) -> (state, metrics)``.
 
-    def step(state, batch, frozen):
-        key = jax.random.fold_in(base, state["step"])
-        (_, metrics), grads = jax.value_and_grad(loss, has_aux=True)(
-            state["params"], batch, key, frozen)
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+    With ``accum_steps = k > 1`` the batch (B, ...) is cut into k micro-batches (micro-batch
+    i: rows i, k + i, 2k + i, ... so each stays spread over all devices) run in sequence
+    through ``optax.MultiSteps``, which applies one update with their mean gradient; the
+    reported loss is the mean of theirs. ``micro_sharding``: sharding of a (k, B/k, ...)
+    stack of micro-batches (None: left to XLA).
+    """
+    base = jax.random.key(tc.seed)
+    k = tc.accum_steps
+    per_example = k > 1 or tc.example_noise
+
+    def finish(state, params, opt_state, grads, metrics):
         # EMA with warmup: early on the average would otherwise be mostly the init weights.
         t = state["step"].astype(jnp.float32)
         d = jnp.minimum(tc.ema_decay, (1.0 + t) / (10.0 + t))
@@ -190,179 +328,409 @@ def make_step(loss, tx, schedule, tc: configs.TrainConfig):
         metrics = dict(metrics, grad_norm=optax.tree.norm(grads), lr=schedule(state["step"]))
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state,
                 "ema": ema}, metrics
+
+    grad_fn = jax.value_and_grad(loss, has_aux=True)
+
+    def step(state, batch, frozen):
+        key = jax.random.fold_in(base, state["step"])
+        b = batch.shape[0]
+        rows = jnp.arange(b) if per_example else None
+        if k == 1:
+            (_, metrics), grads = grad_fn(state["params"], batch, key, frozen, rows)
+            updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+            params = optax.apply_updates(state["params"], updates)
+            return finish(state, params, opt_state, grads, metrics)
+        micro = batch.reshape(b // k, k, *batch.shape[1:]).swapaxes(0, 1)  # (k, B/k, ...)
+        if micro_sharding is not None:
+            micro = jax.lax.with_sharding_constraint(micro, micro_sharding)
+        rows = rows.reshape(b // k, k).T  # (k, B/k) global row of each video
+
+        shared = getattr(loss, "per_example", False)
+
+        def micro_step(carry, inputs):
+            params, opt_state = carry
+            # The VAE has no per-example noise: its micro-batches get keys of their own.
+            mkey = key if shared else jax.random.fold_in(key, inputs[2])
+            (_, m), g = grad_fn(params, inputs[0], mkey, frozen, inputs[1])
+            updates, opt_state = tx.update(g, opt_state, params)  # zero until the k-th
+            return (optax.apply_updates(params, updates), opt_state), (m, g)
+
+        def first(carry, inputs):
+            carry, (m, _) = micro_step(carry, inputs)
+            return carry, m
+
+        head = jax.tree.map(lambda a: a[: k - 1], (micro, rows, jnp.arange(k)))
+        carry, ms = jax.lax.scan(first, (state["params"], state["opt_state"]), head)
+        acc = carry[1].acc_grads  # mean gradient of the first k - 1 micro-batches
+        (params, opt_state), (m, g) = micro_step(
+            carry, (micro[k - 1], rows[k - 1], jnp.asarray(k - 1)))
+        grads = jax.tree.map(lambda a, x: a + (x - a) / k, acc, g)  # MultiSteps' mean
+        metrics = jax.tree.map(lambda a, x: (a.sum(0) + x) / k, ms, m)
+        return finish(state, params, opt_state, grads, metrics)
     return step
 
 
-def load_frozen_vae(cfg: configs.Config, calib_batch: np.ndarray, scale: float | None = None):
+# ----------------------------------------------------------------------------- frozen VAE
+
+def load_frozen_vae(cfg: configs.Config, calib_batch, scale: float | None = None, mesh=None):
     """(vae_parts, frozen) for a latent DiT: the VAE of ``cfg.vae_workdir`` and a latent
-    scale (given, or 1/std of the posterior means of ``calib_batch``)."""
+    scale (given, or 1/std of the posterior means of ``calib_batch``).
+
+    ``mesh``: restore the weights replicated over it, straight from the checkpoint onto
+    every process's devices, and calibrate on ``calib_batch`` as one global array (B, T, R,
+    R, 3) uint8 sharded over the mesh, so all processes agree on one scale. None: local
+    arrays (sampling; ``calib_batch`` a host array).
+    """
     if not cfg.vae_workdir:
         raise ValueError("a latent DiT (latent=True) needs vae_workdir=<trained VAE workdir>")
     meta, _ = checkpoint.read_meta(cfg.vae_workdir)
     vcfg = resolve_precision(checkpoint.config_of(meta))
     if vcfg.vae != dataclasses.replace(cfg.vae, dtype=vcfg.vae.dtype):
         raise ValueError(f"vae config of {cfg.vae_workdir} differs from this run's cfg.vae")
-    g, _, r, t = split_params(build_model(vcfg))
-    params, _ = checkpoint.load_weights(cfg.vae_workdir, nnx.to_pure_dict(t))
+    if mesh is None:
+        g, _, r, t = split_params(build_model(vcfg))
+        params, _ = checkpoint.load_weights(cfg.vae_workdir, nnx.to_pure_dict(t))
+        if scale is None:
+            mean, _ = jax.jit(lambda p, x: merge(g, t, r, p).encode(to_float(x)))(params,
+                                                                                  calib_batch)
+            scale = 1.0 / (jnp.std(mean) + 1e-6)
+        return (g, t, r), {"vae": params, "scale": jnp.asarray(scale, jnp.float32)}
+    repl = NamedSharding(mesh, P())
+    g, like, _, t = split_params(build_model(vcfg, abstract=True))
+    r = jax.jit(lambda: split_params(build_model(vcfg))[2], out_shardings=repl)()
+    like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), like)
+    params, _ = checkpoint.load_weights(cfg.vae_workdir, like)
     if scale is None:
         mean, _ = jax.jit(lambda p, x: merge(g, t, r, p).encode(to_float(x)))(params,
                                                                               calib_batch)
-        scale = 1.0 / (jnp.std(mean) + 1e-6)
-    return (g, t, r), {"vae": params, "scale": jnp.asarray(scale, jnp.float32)}
+        scale = jax.jit(lambda m: 1.0 / (jnp.std(m) + 1e-6), out_shardings=repl)(mean)
+    else:
+        scale = global_scalar(scale, repl, jnp.float32)
+    return (g, t, r), {"vae": params, "scale": scale.astype(jnp.float32)}
 
 
-def _log(path: str, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+def latent_scale_of(cached_batch, mesh):
+    """1/std of the latents of a global cached batch (B, 2, t, h, w, Cl): the same scale
+    :func:`load_frozen_vae` finds on the frames of that batch."""
+    repl = NamedSharding(mesh, P())
+    return jax.jit(lambda z: 1.0 / (jnp.std(z[:, 0]) + 1e-6), out_shardings=repl)(
+        cached_batch).astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def _log(path, record: dict) -> None:
+    line = json.dumps(record) + "\n"
+    if checkpoint.is_local(path):
+        with open(path, "a") as f:
+            f.write(line)
+    else:  # object stores do not append: rewrite (metrics files are small)
+        old = path.read_text() if path.exists() else ""
+        path.write_text(old + line)
+
+
+def device_batches(it, put, depth: int):
+    """Yield ``(device batch, iterator state after it)``, ``depth`` batches put on the
+    devices ahead of the one being consumed (device puts and steps are asynchronous, so the
+    host renders the next batches while the devices compute). The state is what a
+    checkpoint taken after consuming that batch must record."""
+    import collections
+
+    queue = collections.deque()
+    while True:
+        while len(queue) < max(depth, 1):
+            batch = next(it)
+            queue.append((put(batch), it.get_state()))
+        yield queue.popleft()
+
+
+class Preemption:
+    """Context manager that turns SIGTERM into a flag the loop polls (a save, then exit);
+    the previous handler comes back on exit. Off the main thread it does nothing."""
+
+    def __init__(self):
+        self.flag, self._old = False, None
+
+    def _handler(self, signum, frame):
+        self.flag = True
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handler)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+        return False
+
+    def any(self) -> bool:
+        """Whether any process was signalled (a collective with several processes)."""
+        if jax.process_count() == 1:
+            return self.flag
+        from jax.experimental import multihost_utils
+
+        return bool(np.max(multihost_utils.process_allgather(np.int32(self.flag))))
+
+
+def _source_iterator(cfg: configs.Config, source):
+    if hasattr(source, "__next__"):  # a ready batch iterator (e.g. physim's Grain loader)
+        return source
+    return data.BatchIterator(source, cfg.train.batch_size, cfg.data.frames, seed=cfg.data.seed,
+                              flip=cfg.data.flip, clip=cfg.data.clip,
+                              process_index=jax.process_index(),
+                              process_count=jax.process_count())
 
 
 def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
           stop_at: int | None = None) -> dict:
-    """Train (or resume) ``cfg`` on a video ``source`` (see ``models.data``) in ``workdir``.
+    """Train (or resume) ``cfg`` on a video ``source`` (see ``models.data``) in ``workdir``
+    (a local path or any ``etils.epath`` URL, e.g. ``gs://bucket/run``).
 
     ``stop_at``: stop after this step (default ``cfg.train.steps``) — the schedule still
-    spans ``cfg.train.steps``. Returns the last logged metrics.
+    spans ``cfg.train.steps``. A SIGTERM saves a checkpoint at the current step and stops
+    (the result then has ``preempted: True``). Returns the last logged metrics.
     """
     cfg = resolve_precision(cfg)
     tc = cfg.train
-    os.makedirs(workdir, exist_ok=True)
-    mesh = jax.make_mesh((jax.device_count(),), ("data",),
-                         axis_types=(jax.sharding.AxisType.Auto,))
-    repl, shard = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    if hasattr(source, "__next__"):  # a ready batch iterator (e.g. physim's Grain loader)
-        it = source
-    else:
-        it = data.BatchIterator(source, tc.batch_size, cfg.data.frames, seed=cfg.data.seed,
-                                flip=cfg.data.flip, clip=cfg.data.clip,
-                                process_index=jax.process_index(),
-                                process_count=jax.process_count())
-
-    graphdef, params, rest, template = split_params(build_model(cfg, seed=tc.seed))
+    mesh = make_mesh(tc)
+    check_batch(tc, mesh)  # before anything is written
+    repl, shard = NamedSharding(mesh, P()), batch_sharding(mesh)
+    cached = isinstance(source, data.LatentSource) or getattr(source, "latent_cache", False)
+    if cached:
+        data.check_cache(getattr(source, "manifest", None), cfg)
+    it = _source_iterator(cfg, source)
     tx, schedule = make_optimizer(tc)
-    state = {"params": params, "opt_state": tx.init(params),
-             "ema": jax.tree.map(jnp.copy, params)}
+    wd = checkpoint.epath_of(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
     mngr = checkpoint.manager(workdir, tc.keep)
     start, meta = 0, {}
-    if mngr.latest_step() is not None:
+    resume = mngr.latest_step() is not None
+    state, abstract, (graphdef, template, rest) = init_state(cfg, tx, mesh, fresh=not resume)
+    if resume:
         old = checkpoint.config_of(checkpoint.read_meta(workdir)[0])
-        if not same_network(old, cfg, params):  # before restoring arrays of other shapes
+        if not same_network(old, cfg, abstract["params"]):  # before restoring other shapes
             raise ValueError(f"{workdir} holds a different model ({old.name}); use a new workdir")
-        state, meta = checkpoint.restore(mngr, state)
+        state, meta = checkpoint.restore(mngr, abstract)  # straight into the global sharding
         it.set_state(meta["data"])
         start = int(meta["step"])
     elif tc.init_from:
-        state["params"], state["ema"] = init_weights(cfg, tc.init_from, params)
-    state["step"] = jnp.asarray(start, jnp.int32)
-    state = jax.device_put(state, repl)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(configs.to_json(cfg))
+        state["params"], state["ema"] = init_weights(cfg, tc.init_from, abstract["params"])
+    state["step"] = global_scalar(start, repl)
+    if jax.process_index() == 0:
+        (wd / "config.json").write_text(configs.to_json(cfg))
+
+    def put(batch):
+        return jax.make_array_from_process_local_data(shard, np.asarray(batch))
 
     vae_parts, frozen = None, None
     if cfg.model == "dit" and cfg.latent:
-        # Latent scale from a fixed batch; a resumed run reuses the saved one.
+        # Latent scale from a fixed global batch; a resumed run reuses the saved one.
         calib = it.batch(0) if isinstance(it, data.BatchIterator) else next(it)
-        vae_parts, frozen = load_frozen_vae(cfg, calib, meta.get("latent_scale"))
-        frozen = jax.device_put(frozen, repl)
+        if cached:
+            scale = meta.get("latent_scale")
+            frozen = {"scale": latent_scale_of(put(calib), mesh) if scale is None
+                      else global_scalar(scale, repl, jnp.float32)}
+        else:
+            vae_parts, frozen = load_frozen_vae(cfg, put(calib), meta.get("latent_scale"),
+                                                mesh=mesh)
     latent_scale = float(frozen["scale"]) if frozen else None
-    loss = make_loss(cfg, graphdef, template, rest, vae_parts)
-    step_fn = jax.jit(make_step(loss, tx, schedule, tc), donate_argnums=(0,))
-
-    def put(batch):
-        return jax.make_array_from_process_local_data(shard, batch)
+    loss = make_loss(cfg, graphdef, template, rest, vae_parts, cached=cached)
+    micro = NamedSharding(mesh, P(None, BATCH_AXES))
+    step_fn = jax.jit(make_step(loss, tx, schedule, tc, micro), donate_argnums=(0,))
 
     end = min(stop_at or tc.steps, tc.steps)
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
-    flops = None
+    metrics_path = wd / "metrics.jsonl"
+    flops, compiled = None, step_fn
     if start < end:
-        d = cfg.data
-        spec = jax.ShapeDtypeStruct((tc.batch_size, d.frames, d.resolution, d.resolution, 3),
-                                    jnp.uint8, sharding=shard)
-        lowered = step_fn.lower(state, spec, frozen)
-        cost = lowered.compile().cost_analysis()
-        cost = cost[0] if isinstance(cost, list | tuple) else cost
-        flops = float(cost.get("flops", 0.0)) if cost else None
+        compiled = step_fn.lower(state, batch_spec(cfg, shard, cached), frozen).compile()
+        flops = _flops(compiled)
     peak = peak_flops(jax.devices()[0])
     last, t0, n0 = {}, time.perf_counter(), start
     bar = None
     if progress and jax.process_index() == 0:
         from tqdm import tqdm
         bar = tqdm(total=end, initial=start, desc=cfg.name, dynamic_ncols=True)
-    for s in range(start, end):
-        state, metrics = step_fn(state, put(next(it)), frozen)
-        done = s + 1
-        if done % tc.log_every == 0 or done == end:
-            m = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            dt = time.perf_counter() - t0
-            rate = (done - n0) * tc.batch_size / dt
-            m.update(step=done, videos_per_s=rate, time=time.time())
-            if flops and peak:  # cost_analysis counts one device's share of the step
-                m["mfu"] = flops * (done - n0) / dt / peak
-            if jax.process_index() == 0:
-                _log(metrics_path, m)
+    batches = device_batches(it, put, cfg.data.prefetch)
+    data_state = it.get_state()
+    preempted = False
+    with Preemption() as pre:
+        for s in range(start, end):
+            batch, data_state = next(batches)
+            state, metrics = compiled(state, batch, frozen)
+            done = s + 1
+            log_now = done % tc.log_every == 0 or done == end
+            if log_now:
+                m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                dt = time.perf_counter() - t0
+                rate = (done - n0) * tc.batch_size / dt
+                m.update(step=done, videos_per_s=rate, time=time.time())
+                if flops and peak:  # cost_analysis counts one device's share of the step
+                    m["mfu"] = flops * (done - n0) / dt / peak
+                if jax.process_index() == 0:
+                    _log(metrics_path, m)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{m['loss']:.4f}", vps=f"{rate:.1f}")
+                last, t0, n0 = m, time.perf_counter(), done
             if bar is not None:
-                bar.set_postfix(loss=f"{m['loss']:.4f}", vps=f"{rate:.1f}")
-            last, t0, n0 = m, time.perf_counter(), done
-        if bar is not None:
-            bar.update(1)
-        if done % tc.ckpt_every == 0 or done == end:
-            checkpoint.save(mngr, done, state, {"config": configs.to_dict(cfg), "step": done,
-                                                "data": it.get_state(),
-                                                "flops_per_step": flops,
-                                                "latent_scale": latent_scale})
+                bar.update(1)
+            # One process per host polls its own flag; several agree at log steps.
+            preempted = (log_now or jax.process_count() == 1) and pre.any()
+            if done % tc.ckpt_every == 0 or done == end or preempted:
+                checkpoint.save(mngr, done, state, {"config": configs.to_dict(cfg), "step": done,
+                                                    "data": data_state,
+                                                    "flops_per_step": flops,
+                                                    "latent_scale": latent_scale}, wait=False)
+            if preempted:
+                last = dict(last, step=done, preempted=True)
+                break
+    mngr.wait_until_finished()  # async saves: the last one is on disk before we return
     if bar is not None:
         bar.close()
     return last
 
 
-def benchmark(cfg: configs.Config, steps: int = 10) -> dict:
+def batch_spec(cfg: configs.Config, sharding, cached: bool = False):
+    """ShapeDtypeStruct of one global batch: uint8 frames, or float32 cached latents."""
+    b, d = cfg.train.batch_size, cfg.data
+    if cached:
+        return jax.ShapeDtypeStruct((b, 2, *cfg.diffusion_shape), jnp.float32, sharding=sharding)
+    return jax.ShapeDtypeStruct((b, d.frames, d.resolution, d.resolution, 3), jnp.uint8,
+                                sharding=sharding)
+
+
+def _flops(compiled) -> float | None:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    return float(cost.get("flops", 0.0)) if cost else None
+
+
+def tokens_per_video(cfg: configs.Config) -> int:
+    """Transformer tokens per video: the diffusion grid over the spacetime patch."""
+    return int(np.prod(cfg.diffusion_shape[:3]) // np.prod(cfg.dit.patch))
+
+
+def dry_run(cfg: configs.Config, cached: bool = False) -> dict:
+    """Compile ``cfg``'s train step ahead of time on this machine's devices (nothing is
+    trained, initialised or written; a latent DiT's frozen VAE enters by shape only) and
+    return the mesh, batch, tokens per video, parameter count, XLA's FLOPs per step and its
+    per-device memory analysis (bytes)."""
+    cfg = resolve_precision(cfg)
+    tc = cfg.train
+    mesh = make_mesh(tc)
+    check_batch(tc, mesh)
+    repl, shard = NamedSharding(mesh, P()), batch_sharding(mesh)
+    tx, schedule = make_optimizer(tc)
+    seed = tc.seed
+    graphdef, _, _, template = split_params(build_model(cfg, seed=seed, abstract=True))
+
+    def init():
+        _, params, rest, _ = split_params(build_model(cfg, seed=seed))
+        return {"params": params, "opt_state": tx.init(params),
+                "ema": jax.tree.map(jnp.copy, params)}, rest
+
+    abstract, rest = jax.eval_shape(init)
+    state = dict(with_shardings(abstract, state_shardings(mesh, abstract)),
+                 step=jax.ShapeDtypeStruct((), jnp.int32, sharding=repl))
+    rest = jax.jit(lambda: init()[1], out_shardings=repl)()
+    vae_parts, frozen = None, None
+    if cfg.model == "dit" and cfg.latent:
+        frozen = {"scale": jax.ShapeDtypeStruct((), jnp.float32, sharding=repl)}
+        if not cached:
+            vcfg = dataclasses.replace(cfg, model="vae")
+            g, vparams, _, t = split_params(build_model(vcfg, abstract=True))
+            r = jax.jit(lambda: split_params(build_model(vcfg))[2], out_shardings=repl)()
+            vae_parts = (g, t, r)
+            frozen["vae"] = jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), vparams)
+    loss = make_loss(cfg, graphdef, template, rest, vae_parts, cached=cached)
+    step = jax.jit(make_step(loss, tx, schedule, tc, NamedSharding(mesh, P(None, BATCH_AXES))),
+                   donate_argnums=(0,))
+    t0 = time.perf_counter()
+    compiled = step.lower(state, batch_spec(cfg, shard, cached), frozen).compile()
+    mem = compiled.memory_analysis()
+    fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
+              "alias_size_in_bytes", "generated_code_size_in_bytes")
+    memory = {f: int(getattr(mem, f, 0) or 0) for f in fields} if mem is not None else {}
+    if memory:  # donated state is aliased: counted once
+        memory["peak_estimate_bytes"] = (memory["argument_size_in_bytes"]
+                                         + memory["output_size_in_bytes"]
+                                         + memory["temp_size_in_bytes"]
+                                         - memory["alias_size_in_bytes"])
+    n_params = int(sum(np.prod(a.shape) for a in jax.tree.leaves(abstract["params"])))
+    flops = _flops(compiled)
+    dev = jax.devices()[0]
+    return {"preset": cfg.name, "backend": jax.default_backend(), "device": dev.device_kind,
+            "devices": jax.device_count(), "processes": jax.process_count(),
+            "mesh": dict(mesh.shape), "batch": tc.batch_size, "accum_steps": tc.accum_steps,
+            "micro_batch_per_device": tc.batch_size // tc.accum_steps // mesh.size,
+            "dtype": cfg.dit.dtype if cfg.model == "dit" else cfg.vae.dtype,
+            "attention": (dit_mod.attention_impl(cfg.dit.attention, cfg.dit.dtype)
+                          if cfg.model == "dit" else None),
+            "remat": cfg.dit.remat, "cached_latents": cached,
+            "tokens_per_video": tokens_per_video(cfg) if cfg.model == "dit" else None,
+            "params": n_params, "flops_per_step_per_device": flops,
+            "flops_per_step": flops * mesh.size if flops else None,
+            "memory_per_device": memory, "compile_s": time.perf_counter() - t0}
+
+
+def benchmark(cfg: configs.Config, steps: int = 10, devices: int = 1) -> dict:
     """Time the DiT train step on random latents of ``cfg``'s diffusion shape (no VAE, no
-    data loading): step time, peak device memory, FLOPs and MFU of one device."""
+    data loading) on the first ``devices`` local devices (batch split over them): step
+    time, peak memory of device 0, FLOPs and MFU per device."""
     cfg = resolve_precision(cfg)
     b = cfg.train.batch_size
-    graphdef, params, rest, template = split_params(build_model(cfg, seed=0))
+    mesh = make_mesh(cfg.train, jax.local_devices()[:devices])
+    check_batch(cfg.train, mesh)
     tx, schedule = make_optimizer(cfg.train)
+    state, _, (graphdef, template, rest) = init_state(cfg, tx, mesh)
+    state["step"] = global_scalar(0, NamedSharding(mesh, P()))
 
-    def loss(p, x, key, frozen):
+    def loss(p, x, key, frozen, rows=None):
         net = merge(graphdef, template, rest, p)
         return diffusion.training_loss(net, x, cond_mask(cfg, b), key, cfg.diffusion)
 
     step = jax.jit(make_step(loss, tx, schedule, cfg.train), donate_argnums=(0,))
-    state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params),
-             "ema": jax.tree.map(jnp.copy, params)}
-    x = jax.random.normal(jax.random.key(1), (b, *cfg.diffusion_shape))
+    x = jax.device_put(jax.random.normal(jax.random.key(1), (b, *cfg.diffusion_shape)),
+                       batch_sharding(mesh))
     compiled = step.lower(state, x, None).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list | tuple) else cost
-    flops = float(cost.get("flops", 0.0)) if cost else 0.0
-    n_params = sum(v.size for v in jax.tree.leaves(params))
-    tokens = np.prod(cfg.diffusion_shape[:3]) // np.prod(cfg.dit.patch)
+    flops = _flops(compiled) or 0.0
+    n_params = sum(v.size for v in jax.tree.leaves(state["params"]))
+    tokens = tokens_per_video(cfg)
     # 6·N·tokens for the weights + 12·depth·tokens²·width for attention (fwd + bwd).
     analytic = b * (6 * n_params * tokens + 12 * cfg.dit.depth * tokens**2 * cfg.dit.width)
-    state, m = step(state, x, None)  # warm-up
+    state, m = compiled(state, x, None)  # warm-up
     jax.block_until_ready(m)
     t0 = time.perf_counter()
     for _ in range(steps):
-        state, m = step(state, x, None)
+        state, m = compiled(state, x, None)
     jax.block_until_ready(m)
     dt = (time.perf_counter() - t0) / steps
-    dev = jax.devices()[0]
+    dev = jax.local_devices()[0]
     mem = (dev.memory_stats() or {}).get("peak_bytes_in_use") if hasattr(dev, "memory_stats") \
         else None
     peak = peak_flops(dev)
-    return {"preset": cfg.name, "device": dev.device_kind, "dtype": cfg.dit.dtype,
-            "batch": b, "tokens": int(tokens), "params": int(n_params), "step_s": dt,
-            "videos_per_s": b / dt, "peak_mem_gb": mem / 2**30 if mem else None,
-            "xla_flops": flops, "analytic_flops": float(analytic),
-            "mfu": analytic / dt / peak if peak else None, "loss": float(m["loss"])}
+    return {"preset": cfg.name, "device": dev.device_kind, "devices": mesh.size,
+            "dtype": cfg.dit.dtype,
+            "attention": dit_mod.attention_impl(cfg.dit.attention, cfg.dit.dtype),
+            "remat": cfg.dit.remat, "batch": b, "tokens": int(tokens), "params": int(n_params),
+            "step_s": dt, "videos_per_s": b / dt,
+            "peak_mem_gb": mem / 2**30 if mem else None, "xla_flops": flops,
+            "analytic_flops": float(analytic),
+            "mfu": analytic / dt / peak / mesh.size if peak else None, "loss": float(m["loss"])}
 
 
 def add_parser(subparsers) -> None:
     """Register the ``train`` subcommand."""
     p = subparsers.add_parser("train", help="train a VAE or DiT preset")
     p.add_argument("--preset", required=True, help=f"one of {sorted(configs.PRESETS)}")
-    p.add_argument("--data", required=True,
-                   help="physim dataset dir, 'scenario:NAME' (on the fly) or 'synthetic'")
-    p.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, config.json")
+    p.add_argument("--data", default=None,
+                   help="physim dataset dir, 'scenario:NAME' (on the fly), 'grain:DIR', "
+                        "'latents:DIR' (a `physim encode` cache) or 'synthetic'")
+    p.add_argument("--workdir", default=None, help="checkpoints, metrics.jsonl, config.json "
+                   "(a local path or an etils.epath URL such as gs://bucket/run)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. train.lr=3e-4 (repeatable)")
     p.add_argument("--split", default="train",
@@ -370,20 +738,90 @@ def add_parser(subparsers) -> None:
     p.add_argument("--stop-at", type=int, default=None, help="stop after this step")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--distributed", action="store_true",
-                   help="call jax.distributed.initialize() (multi-host; auto-detects)")
+                   help="call jax.distributed.initialize() (multi-host); it auto-detects "
+                        "the cluster unless --coordinator/--num-processes/--process-id say")
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="with --distributed: address of process 0's coordinator")
+    p.add_argument("--num-processes", type=int, default=None, metavar="N",
+                   help="with --distributed: processes in the job")
+    p.add_argument("--process-id", type=int, default=None, metavar="I",
+                   help="with --distributed: this process's index in [0, N)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="compile the train step ahead of time and print its per-device "
+                        "memory, FLOPs and tokens per video as JSON; trains nothing, writes "
+                        "nothing (no --data/--workdir needed)")
+    p.add_argument("--allow-cpu", action="store_true",
+                   help=f"train a paper preset ({', '.join(PAPER_PRESETS)}) on a CPU anyway")
+    p.add_argument("--compile-cache", default=None, metavar="DIR",
+                   help="JAX persistent compilation cache (default: $PHYSIM_COMPILE_CACHE, "
+                        "else ~/.cache/physim/jax on GPU/TPU, off on CPU; '' turns it off)")
     p.set_defaults(func=run_train)
 
 
-def run_train(args) -> int:
-    if args.distributed:
+def init_distributed(args) -> None:
+    """``jax.distributed.initialize`` from ``--distributed`` and its explicit options;
+    ``ValueError`` for options given without ``--distributed`` or only some of them."""
+    explicit = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+                "--process-id": args.process_id}
+    given = [k for k, v in explicit.items() if v is not None]
+    if given and not args.distributed:
+        raise ValueError(f"{', '.join(given)} need --distributed")
+    if not args.distributed:
+        return
+    if given and len(given) != 3:
+        missing = [k for k in explicit if k not in given]
+        raise ValueError(f"--distributed with {', '.join(given)} also needs "
+                         f"{', '.join(missing)}")
+    if given:
+        if not 0 <= args.process_id < args.num_processes:
+            raise ValueError(f"--process-id {args.process_id} must be in [0, "
+                             f"--num-processes {args.num_processes})")
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes,
+                                   process_id=args.process_id)
+    else:
         jax.distributed.initialize()
+
+
+def _compile_cache(arg: str | None) -> None:
+    path = os.environ.get("PHYSIM_COMPILE_CACHE") if arg is None else arg
+    if path is None and jax.default_backend() != "cpu":
+        path = os.path.join(os.path.expanduser("~"), ".cache", "physim", "jax")
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+
+
+def refuse_cpu(preset: str, allow: bool) -> None:
+    """``ValueError`` for a paper preset on a CPU backend unless ``allow``."""
+    backend = jax.default_backend()
+    if preset in PAPER_PRESETS and backend == "cpu" and not allow:
+        raise ValueError(f"preset {preset!r} is a paper-scale model and the JAX backend is "
+                         f"{backend!r} ({jax.device_count()} devices: "
+                         f"{jax.devices()[0].device_kind}); install physim[cuda] or "
+                         "physim[tpu] for an accelerator, or pass --allow-cpu")
+
+
+def run_train(args) -> int:
     if args.stop_at is not None and args.stop_at < 1:
         raise ValueError(f"--stop-at must be >= 1, got {args.stop_at}")
     cfg = configs.apply_overrides(configs.get_preset(args.preset), args.set)
+    if not args.dry_run and not (args.data and args.workdir):
+        raise ValueError("physim train needs --data and --workdir (or --dry-run)")
+    init_distributed(args)
+    _compile_cache(args.compile_cache)
+    if args.dry_run:
+        cached = bool(args.data and args.data.startswith("latents:"))
+        print(json.dumps(dry_run(cfg, cached=cached), indent=1))
+        return 0
+    refuse_cpu(args.preset, args.allow_cpu)
     source = data.open_source(args.data, cfg.data, batch_size=cfg.train.batch_size,
                               split=args.split)
     m = train(cfg, source, args.workdir, progress=not args.no_progress, stop_at=args.stop_at)
     print(json.dumps(m))
+    if m.get("preempted"):
+        print(f"physim train: preempted (SIGTERM) after step {m['step']}; its checkpoint is "
+              "saved, the same command resumes", file=sys.stderr)
+        return 143
     return 0
 
 
