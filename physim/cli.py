@@ -82,6 +82,8 @@ def cmd_generate(args) -> int:
         shard_size=args.shard_size,
         progress=not args.no_progress,
     )
+    if r.get("coverage_warning"):
+        print(f"physim: warning: {r['coverage_warning']}", file=sys.stderr)
     rate = r["videos"] / r["seconds"] if r["seconds"] > 0 else 0.0
     state = "complete, manifest written" if r["complete"] else "incomplete (other shards pending)"
     print(

@@ -15,7 +15,10 @@ A run killed at any point leaves only complete shards; re-running finishes the j
 the same bytes. Evaluation splits (``id``, ``ood``, ...) are the scenario's Cartesian grid:
 with ``n`` below the grid size, ``n`` rows evenly spaced over the grid are taken (rows
 ``floor(k * G / n)``); with ``n`` at or above it, the whole grid. Grid rows whose placement is
-impossible are dropped, so a grid split can hold fewer videos than rows.
+impossible are dropped, so a grid split can hold fewer videos than rows. Evenly spaced
+rows can alias with the grid (collision ``--n 32`` has v2 = 1.0 in every video):
+:func:`coverage_warning` names the axes and pairs a subset misses, and ``physim generate``
+prints it.
 """
 
 from __future__ import annotations
@@ -201,6 +204,61 @@ def write_manifest(out) -> dict | None:
 # --------------------------------------------------------------------------- generate
 
 
+# --------------------------------------------------------------------------- grid coverage
+
+
+def _pair_axes(names: list[str]) -> list[tuple[str, str]]:
+    """Parameter pairs of one kind (``r1``/``r2``, ``v1``/``v2``): same letters, digits differ."""
+    by: dict[str, list[str]] = {}
+    for n in names:
+        stem = n.rstrip("0123456789")
+        if stem != n:
+            by.setdefault(stem, []).append(n)
+    return [(a, b) for g in by.values() for i, a in enumerate(g) for b in g[i + 1 :]]
+
+
+def grid_coverage(plan: Plan) -> dict | None:
+    """How much of its grid an evaluation split's selected rows cover (None: whole grid or
+    a random split).
+
+    Returns ``{"rows": (selected, grid), "axes": {name: (values covered, values)},
+    "pairs": {"v1,v2": (pairs covered, pairs)}}`` over every level of the split, for the
+    scalar parameters of the grid (``*_side`` columns left out) and the same-kind pairs.
+    """
+    if plan.grid_size is None or plan.n >= plan.grid_size:
+        return None
+    spec = _cached_spec(plan.scenario, _canon(plan.spec))
+    if not hasattr(spec, "grid"):
+        return None
+    _, cols = spec.grid(plan.split)
+    rows = np.concatenate([plan.indices(k) for k in range(plan.n_shards)])
+    names = [n for n in cols if not n.endswith("_side")]
+    axes = {n: (len(np.unique(cols[n][rows])), len(np.unique(cols[n]))) for n in names}
+    pairs = {}
+    for a, b in _pair_axes(names):
+        both = np.stack([cols[a], cols[b]], axis=1)
+        pairs[f"{a},{b}"] = (len(np.unique(both[rows], axis=0)), len(np.unique(both, axis=0)))
+    return {"rows": (len(rows), plan.grid_size), "axes": axes, "pairs": pairs}
+
+
+def coverage_warning(plan: Plan) -> str | None:
+    """A warning naming the grid axes and pairs a subset leaves uncovered (None if none).
+
+    With ``--n`` below the grid size, rows ``floor(k * G / n)`` are taken; their step can
+    alias with the grid's fastest axes (collision ``--n 32``: v2 = 1.0 in every video).
+    """
+    cov = grid_coverage(plan)
+    if cov is None:
+        return None
+    short = [f"{n} {c} of {t} values" for n, (c, t) in cov["axes"].items() if c < t]
+    short += [f"({p}) {c} of {t} pairs" for p, (c, t) in cov["pairs"].items() if c < t]
+    if not short:
+        return None
+    n, g = cov["rows"]
+    return (f"{plan.scenario}/{plan.split}: {n} of {g} grid rows cover only " + ", ".join(short)
+            + f"; use --n {g} for the whole grid")  # fmt: skip
+
+
 def parse_shards(text: str | None, n_shards: int) -> range:
     """``"A:B"`` (either side optional, B exclusive) -> range of shard indices."""
     if text is None:
@@ -248,7 +306,8 @@ def generate(
 
     Returns:
       dict with ``videos`` (written in this run), ``written``/``skipped`` shard counts,
-      ``n_shards``, ``seconds``, ``complete`` (manifest written) and ``out``.
+      ``n_shards``, ``seconds``, ``complete`` (manifest written), ``out`` and
+      ``coverage_warning`` (:func:`coverage_warning`: grid axes a subset misses, or None).
     """
     from physim import executors
 
@@ -296,6 +355,7 @@ def generate(
     manifest = write_manifest(out) if split_summary(out, plan) is not None else None
     return {
         "out": str(out),
+        "coverage_warning": coverage_warning(plan),
         "videos": videos,
         "written": len(todo),
         "skipped": len(todo_range) - len(todo),
