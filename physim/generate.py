@@ -228,9 +228,12 @@ def grid_coverage(plan: Plan) -> dict | None:
     if plan.grid_size is None or plan.n >= plan.grid_size:
         return None
     spec = _cached_spec(plan.scenario, _canon(plan.spec))
-    if not hasattr(spec, "grid"):
+    grid = spec.grid(plan.split) if hasattr(spec, "grid") else None
+    # Disc scenarios' grids are (level codes, parameter columns); other scenes (the
+    # combinatorial templates) enumerate other things and are not checked here.
+    if not (isinstance(grid, tuple) and len(grid) == 2 and isinstance(grid[1], dict)):
         return None
-    _, cols = spec.grid(plan.split)
+    cols = grid[1]
     rows = np.concatenate([plan.indices(k) for k in range(plan.n_shards)])
     names = [n for n in cols if not n.endswith("_side")]
     axes = {n: (len(np.unique(cols[n][rows])), len(np.unique(cols[n]))) for n in names}
