@@ -1,5 +1,7 @@
 """``physim report RUN_DIR...``: comparison tables and plots from finished experiment runs.
 
+(Plain ``physim evaluate`` folders go to :mod:`evals.leaderboard` instead.)
+
 Reads each run's ``plan.json`` (written by :mod:`evals.experiments`) and the
 ``results.json`` / ``per_video.csv`` of every evaluated cell and reference (ground-truth
 parse floor, copy-last-frame), and writes into ``--out``:
@@ -453,14 +455,34 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
 
 def add_parser(subparsers) -> None:
     """Register ``physim report``."""
-    p = subparsers.add_parser("report", help="comparison table and plots of finished runs")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="experiment run folders")
-    p.add_argument("--out", default=None, help="report folder (default RUN_DIR/report)")
+    p = subparsers.add_parser(
+        "report", help="comparison of finished runs, or a leaderboard of evaluation folders",
+        description="Experiment run folders (plan.json): comparison tables, plots, GIFs. "
+        "Plain `physim evaluate` output folders (results.json): a leaderboard "
+        "(leaderboard.md/.csv, one row per folder) and the v-hat-vs-v plot overlaid.",
+    )  # fmt: skip
+    p.add_argument("runs", nargs="+", metavar="DIR",
+                   help="experiment run folders, or physim evaluate output folders")
+    p.add_argument("--out", default=None, help="report folder (default RUN_DIR/report; for "
+                   "evaluation folders, leaderboard/ beside the first)")  # fmt: skip
     p.add_argument("--no-gifs", action="store_true")
     p.set_defaults(func=run_report)
 
 
 def run_report(args) -> int:
+    from evals import leaderboard
+
+    evals_ = [leaderboard.is_eval_dir(r) for r in args.runs]
+    if any(evals_):
+        if not all(evals_):
+            other = [r for r, e in zip(args.runs, evals_, strict=True) if not e]
+            raise ValueError(f"mix of evaluation folders and other folders: {other} are not "
+                             "physim evaluate outputs (no results.json)")  # fmt: skip
+        out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.runs[0])),
+                                       "leaderboard")  # fmt: skip
+        path = leaderboard.build_leaderboard(args.runs, out)
+        print(f"leaderboard: {path}")
+        return 0
     out = args.out or os.path.join(args.runs[0], "report")
     path = build_report(args.runs, out, gifs=not args.no_gifs)
     print(f"report: {path}")
