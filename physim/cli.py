@@ -102,6 +102,17 @@ def _open(args):
 def cmd_export(args) -> int:
     from physim import video
 
+    if args.conditioning_only:
+        if args.format != "npy":
+            raise ValueError("--conditioning-only writes npy files: use --format npy")
+        from evals.export import export_conditioning
+        from physim import world
+
+        ds = _open(args)
+        res = world.DEFAULT_RESOLUTION if args.resolution is None else args.resolution
+        n = export_conditioning(ds, args.out, res, progress=not args.no_progress)
+        print(f"exported the conditioning frames of {n} videos and index.csv to {args.out}")
+        return 0
     ds = _open(args)
     n = video.export(
         ds, args.format, args.out, args.resolution, progress=not args.no_progress,
@@ -182,6 +193,9 @@ def build_parser(argv=(), failures: dict | None = None) -> argparse.ArgumentPars
     p.add_argument("--resolution", type=_int, default=None)
     p.add_argument("--split", default=None)
     p.add_argument("--workers", type=_int, default=2, help="render/encode threads")
+    p.add_argument("--conditioning-only", action="store_true",
+                   help="only each video's conditioning frames ({id}.npy, n_cond frames) and "
+                   "index.csv: what a model needs to generate the set (docs/evaluate.md)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_export)
 
