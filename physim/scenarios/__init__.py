@@ -24,6 +24,8 @@ _LAZY = {
     "combinatorial": "physim.scenarios.combinatorial",
     "uniform_bands": "physim.scenarios.holdout",
     "collision_holdout": "physim.scenarios.holdout",
+    "composition_temporal": "physim.scenarios.composition",
+    "composition_spatial": "physim.scenarios.composition",
 }
 
 
