@@ -1,0 +1,974 @@
+"""An automatic physics judge: two verdicts per video, each with named causes.
+
+- **fidelity** (:func:`fidelity_discs`, :func:`fidelity_scene`): does the video match the
+  truth simulated from the same initial state? Position and velocity deviation over time
+  and the first divergence frame. Uses the truth record.
+- **plausibility** (:func:`plausibility_discs`, :func:`plausibility_scene`): could a world
+  with the scenario's laws (:class:`Laws`: gravity, restitution, density, start from rest)
+  produce it? Judged from the generated frames and the conditioning frames only, never
+  from the truth's later states. This is what a human rater answers.
+
+Plausibility checks of disc scenes (parsed :class:`evals.parse.Tracks`, generated frames
+``k >= n_cond``; object sizes, shapes, colours and velocities come from the conditioning
+frames; a disc's mass is ``density * pi * r**2`` of its parsed radius):
+
+- ``vanish`` / ``appear``: an object disappears while it could not have left the box in one
+  frame, or shows up inside the box without entering through a border; an unknown colour.
+- ``color`` / ``shape`` / ``size``: identity drifts from the conditioning frames (a colour
+  changes or two objects swap, the shape label and moment change, the radius drifts).
+- ``interpenetration``: two discs' centres closer than a fraction of their radii sum.
+- ``inertia``: the velocity at the start of the generated frames, in free motion, differs
+  from the velocity the conditioning frames show (frozen, slowed, reversed).
+- ``acceleration``: in free flight (no contact) the fitted constant acceleration differs
+  from gravity, or the motion is not one constant acceleration (a kink, a stop).
+- ``teleport``: a one-frame step beyond what the conditioning frames' energy allows.
+- ``momentum`` / ``energy``: at a contact of two discs, total momentum changes, or the
+  restitution along the line of centres is not the scenario's.
+
+Rigid (combinatorial) scenes add, on connected blobs of each dynamic colour tracked over
+frames (:mod:`evals.scene_parse`), to the pixel checks of :mod:`evals.scene_checks`
+(``vanish``, ``appear``, ``color``, ``shape``, ``static``, ``pass_through`` (their
+``penetration``), ``teleport`` (their ``jump``)):
+
+- ``unsupported``: a dynamic body at rest over three frames touching nothing (a frozen
+  scene with an object in mid-air).
+- ``acceleration``: a body in free flight (clear of everything by more than it moves) whose
+  fitted acceleration is not gravity.
+- ``spontaneous``: from rest, a body moves farther than free fall allows in the first
+  frames, or rises from rest later with nothing moving next to it.
+- ``energy``: a body bounces back up faster than restitution allows (vertical rebound
+  ratio above ``e + energy_tol``) or leaves a contact faster than it came.
+
+All scoring functions are pure (arrays in, dicts out); :func:`judge_video` parses and
+scores one video; the CLI (``python -m evals.judge score|calibrate``) reads and writes
+files. Units: world units (the box is [0, 10]²), seconds; pixels only inside the scene
+checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+
+from physim import world
+
+DISC_CHECKS = ("vanish", "appear", "color", "shape", "size", "interpenetration", "inertia",
+               "acceleration", "teleport", "momentum", "energy")  # fmt: skip
+SCENE_CHECKS = ("vanish", "appear", "color", "shape", "static", "pass_through", "teleport",
+                "unsupported", "acceleration", "spontaneous", "energy")  # fmt: skip
+CHECKS = tuple(dict.fromkeys(DISC_CHECKS + SCENE_CHECKS))
+FIDELITY_CAUSES = ("position", "velocity", "missing", "extra")
+_SCENE_NAMES = {"penetration": "pass_through", "jump": "teleport"}  # scene_checks -> ours
+
+
+# --------------------------------------------------------------------------- laws, config
+
+
+@dataclasses.dataclass(frozen=True)
+class Laws:
+    """The laws a plausible video must obey (the scenario's parameters, not the truth's).
+
+    Attributes:
+      gravity: (gx, gy) world units / s².
+      restitution: disc-disc (or body-body) coefficient of restitution in [0, 1].
+      density: mass per unit area (mass = density * pi * r² for discs).
+      friction: Coulomb friction of contacts (rigid scenes; informational).
+      from_rest: every body starts at rest (combinatorial scenes, one conditioning frame).
+      dt: seconds between frames.
+    """
+
+    gravity: tuple[float, float] = (0.0, 0.0)
+    restitution: float = 1.0
+    density: float = world.DENSITY
+    friction: float = 0.0
+    from_rest: bool = False
+    dt: float = world.FRAME_DT
+
+    @property
+    def g(self) -> np.ndarray:
+        return np.asarray(self.gravity, dtype=np.float64)
+
+
+def laws_for(spec) -> Laws:
+    """The :class:`Laws` of a scenario spec (a disc scenario or the combinatorial one)."""
+    phys = getattr(spec, "physics", None)
+    if phys is not None:  # rigid scenes (combinatorial)
+        return Laws(gravity=tuple(map(float, phys.gravity)), restitution=float(phys.restitution),
+                    density=float(phys.density), friction=float(phys.friction),
+                    from_rest=True, dt=float(spec.dt))  # fmt: skip
+    if not hasattr(spec, "gravity"):
+        raise ValueError(f"{type(spec).__name__} has no physical laws to judge against")
+    return Laws(gravity=tuple(map(float, spec.gravity)), restitution=float(spec.restitution),
+                dt=float(spec.dt))  # fmt: skip
+
+
+def laws_of_record(record, spec=None) -> Laws:
+    """Laws of the scenario a record belongs to: ``spec`` (e.g. ``Dataset.spec``) if given,
+    else the registered scenario's defaults. Never the record's own physics constants."""
+    import physim
+
+    return laws_for(spec if spec is not None else physim.scenario(record.scenario))
+
+
+def is_scene(record) -> bool:
+    """Whether a record is a rigid multi-body scene (judged by the scene checks)."""
+    return bool(record.extra.get("bodies"))
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeConfig:
+    """Tolerances of the judge (world units, seconds, unless px).
+
+    Attributes:
+      parse: parse preset of :mod:`evals.parse` / :mod:`evals.scenes` (``exact``, ``lossy``).
+      min_frames: frames an identity deviation (shape, size) must persist.
+      shape_tol, size_tol: log shape-moment change and relative radius drift allowed.
+      area_lost, unknown_area: colour change: area an object loses (fraction) while an
+        unknown colour shows (fraction of the smallest object's area).
+      overlap: centres closer than ``overlap * (r_i + r_j)`` interpenetrate.
+      contact_margin: two discs closer than their steps plus this are in contact.
+      inertia_frames: generated frames the start velocity is fitted on.
+      inertia_abs, inertia_rel: allowed |v_start - v_cond| = abs + rel * |v_cond| (units/s).
+      fit_min: frames a free-flight fit needs.
+      acc_tol: allowed |a_fit - g| of discs (units / s²); ``acc_tol_scene`` of rigid bodies.
+      resid_tol: allowed largest residual of a free-flight fit (units).
+      jump_factor, jump_tol: a step beyond ``jump_factor * v_max * dt + jump_tol`` teleports.
+      mom_tol: allowed |Δp| / Σ m|v| at a contact.
+      e_tol: allowed |e_measured - e| at a disc contact; ``min_closing``: slower contacts
+        (units/s) are not judged.
+      fit_frames: frames before / after a contact its velocities are fitted on.
+      pos_tol, vel_tol: fidelity: position deviation (units) that is a divergence, mean
+        velocity deviation (units/s) allowed.
+      rest_tol: a rigid body moving less per frame is at rest (units).
+      support_px: clearance (px) under which a rigid body touches something.
+      free_margin: clearance (units) beyond twice its step for a body to be in free flight.
+      energy_tol: allowed vertical rebound ratio above ``e``; ``min_impact``: slower impacts
+        (units/s) are not judged.
+      from_rest_frames, from_rest_slack, from_rest_tol: the first frames from rest where a
+        body's displacement may be at most ``(1 + slack) g t²/2 + tol``.
+      rise_tol: a body at rest that rises more than this in one frame moves spontaneously.
+      link_area: blobs of consecutive frames are one body when log areas differ by less.
+    """
+
+    parse: str = "exact"
+    min_frames: int = 2
+    shape_tol: float = 0.02
+    size_tol: float = 0.15
+    area_lost: float = 0.5
+    unknown_area: float = 0.3
+    overlap: float = 0.7
+    contact_margin: float = 0.1
+    inertia_frames: int = 6
+    inertia_abs: float = 0.15
+    inertia_rel: float = 0.1
+    fit_min: int = 6
+    acc_tol: float = 0.6
+    acc_tol_scene: float = 3.0
+    resid_tol: float = 0.08
+    jump_factor: float = 2.0
+    jump_tol: float = 0.3
+    mom_tol: float = 0.15
+    e_tol: float = 0.25
+    min_closing: float = 0.3
+    fit_frames: int = 6
+    pos_tol: float = 0.25
+    vel_tol: float = 0.3
+    rest_tol: float = 0.02
+    support_px: float = 1.5
+    free_margin: float = 0.1
+    energy_tol: float = 0.35
+    min_impact: float = 1.5
+    from_rest_frames: int = 2
+    from_rest_slack: float = 0.5
+    from_rest_tol: float = 0.05
+    rise_tol: float = 0.08
+    link_area: float = 0.25
+
+
+JUDGE_PRESETS: dict[str, JudgeConfig] = {
+    "exact": JudgeConfig(),
+    "lossy": JudgeConfig(parse="lossy", min_frames=3, shape_tol=0.03, size_tol=0.2,
+                         unknown_area=0.5, inertia_abs=0.25, acc_tol=0.8, acc_tol_scene=4.0,
+                         resid_tol=0.12, rest_tol=0.03, support_px=2.5,
+                         from_rest_tol=0.08),  # fmt: skip
+}
+
+
+def resolve_config(config) -> JudgeConfig:
+    """A :class:`JudgeConfig` from an instance or a preset name (ValueError otherwise)."""
+    if isinstance(config, JudgeConfig):
+        return config
+    try:
+        return JUDGE_PRESETS[config]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown judge preset {config!r}; known: {list(JUDGE_PRESETS)}") from None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs ``[a, b)`` of True in a (T,) bool array."""
+    out, start = [], None
+    for k, m in enumerate(np.append(mask, False)):
+        if m and start is None:
+            start = k
+        elif not m and start is not None:
+            out.append((start, k))
+            start = None
+    return out
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    return max((b - a for a, b in _runs(mask)), default=0)
+
+
+def fit_motion(t: np.ndarray, x: np.ndarray, t_ref: float, accel=None):
+    """Least-squares constant-acceleration fit of positions ``x (K, 2)`` at times ``t (K,)``.
+
+    Args:
+      accel: fixed acceleration (2,) units/s², or None to fit it (needs K >= 3).
+
+    Returns:
+      ``(p, v, a, resid)``: position (2,) and velocity (2,) at ``t_ref``, acceleration (2,),
+      largest residual norm (units). NaNs when too few points.
+    """
+    t = np.asarray(t, dtype=np.float64) - t_ref
+    x = np.asarray(x, dtype=np.float64)
+    nan = np.full(2, np.nan)
+    if accel is None:
+        if len(t) < 3:
+            return nan, nan, nan, np.nan
+        a_mat = np.stack([np.ones_like(t), t, 0.5 * t**2], axis=1)
+        coef, *_ = np.linalg.lstsq(a_mat, x, rcond=None)
+        p, v, a = coef
+    else:
+        if len(t) < 2:
+            return nan, nan, nan, np.nan
+        a = np.asarray(accel, dtype=np.float64)
+        a_mat = np.stack([np.ones_like(t), t], axis=1)
+        coef, *_ = np.linalg.lstsq(a_mat, x - 0.5 * t[:, None] ** 2 * a, rcond=None)
+        p, v = coef
+    pred = p + t[:, None] * v + 0.5 * t[:, None] ** 2 * a
+    return p, v, a, float(np.max(np.linalg.norm(pred - x, axis=-1)))
+
+
+def _verdict(checks: dict, names, stats: dict) -> dict:
+    checks = {c: bool(checks.get(c, False)) for c in names}
+    causes = [c for c in names if checks[c]]
+    return {"plausible": not causes, "causes": causes, "checks": checks, "stats": stats}
+
+
+# --------------------------------------------------------------------------- discs
+
+
+@dataclasses.dataclass(frozen=True)
+class CondState:
+    """What the conditioning frames show of N discs.
+
+    Attributes:
+      radius: (N,) parsed radius (units), NaN if never fully in view.
+      area: (N,) parsed area (units²).
+      shape: (N,) parsed shape code (-1 unknown); moment: (N,) shape moment.
+      mass: (N,) ``density * pi * radius²``.
+      velocity: (N, 2) units/s at the last conditioning frame (NaN if unknown).
+      rough: (N,) bool, velocity read from a partly visible object (border-clipped).
+      n_cond: conditioning frames.
+    """
+
+    radius: np.ndarray
+    area: np.ndarray
+    shape: np.ndarray
+    moment: np.ndarray
+    mass: np.ndarray
+    velocity: np.ndarray
+    rough: np.ndarray
+    n_cond: int
+
+
+def cond_state(tracks, n_cond: int, laws: Laws, fallback_radii=None) -> CondState:
+    """Read :class:`CondState` from the first ``n_cond`` frames of ``tracks`` (T, N).
+
+    ``fallback_radii`` (N,) is used for objects not fully in view in any conditioning frame.
+    """
+    n = tracks.n_objects
+    c = n_cond - 1
+    cond = np.arange(tracks.n_frames) < n_cond
+    rad, area, shp, mom = (np.full(n, np.nan) for _ in range(4))
+    vel = np.full((n, 2), np.nan)
+    rough = np.zeros(n, bool)
+    t = np.arange(tracks.n_frames) * laws.dt
+    for i in range(n):
+        m = cond & tracks.in_view[:, i]
+        if m.any():
+            rad[i] = np.median(tracks.radii[m, i])
+            area[i] = np.median(tracks.areas[m, i])
+            mom[i] = np.median(tracks.moments[m, i])
+            s = tracks.shapes[m, i]
+            shp[i] = np.bincount(s[s >= 0]).argmax() if np.any(s >= 0) else -1
+        elif fallback_radii is not None:
+            rad[i] = float(fallback_radii[i])
+        seen = cond & tracks.visible[:, i]
+        if m.sum() >= 2 and m[c]:
+            _, vel[i], _, _ = fit_motion(t[m], tracks.positions[m, i], t[c], laws.g)
+        elif seen.sum() >= 2 and seen[c]:  # touching the border: the visible part's centroid
+            _, vel[i], _, _ = fit_motion(t[seen], tracks.positions[seen, i], t[c], laws.g)
+            rough[i] = True
+        elif laws.from_rest and n_cond == 1:
+            vel[i] = 0.0
+    return CondState(radius=rad, area=area, shape=np.nan_to_num(shp, nan=-1).astype(int),
+                     moment=mom, mass=laws.density * np.pi * rad**2, velocity=vel,
+                     rough=rough, n_cond=int(n_cond))  # fmt: skip
+
+
+def _contacts(tracks, radius: np.ndarray, margin: float):
+    """Per pair (i, j): (T-1,) bool, interval k-1 -> k may hold a contact."""
+    pos, vis = tracks.positions, tracks.visible
+    step = np.nan_to_num(np.linalg.norm(np.diff(pos, axis=0), axis=-1))  # (T-1, N)
+    # A bounce inside an interval shortens its net step: bound the travel by the steps of
+    # the neighbouring intervals too.
+    pad = np.pad(step, ((1, 1), (0, 0)))
+    step = np.maximum(np.maximum(pad[:-2], pad[1:-1]), pad[2:])
+    out = {}
+    for i, j in itertools.combinations(range(tracks.n_objects), 2):
+        both = vis[1:, i] & vis[:-1, i] & vis[1:, j] & vis[:-1, j]
+        gap = np.linalg.norm(pos[:, i] - pos[:, j], axis=-1) - (radius[i] + radius[j])
+        with np.errstate(invalid="ignore"):
+            g0 = np.minimum(gap[:-1], gap[1:])
+            out[(i, j)] = both & (g0 <= step[:, i] + step[:, j] + margin)
+    return out
+
+
+def plausibility_discs(tracks, n_cond: int, laws: Laws, config="exact", fallback_radii=None
+                       ) -> dict:  # fmt: skip
+    """Plausibility of one parsed disc video (see the module doc for the checks).
+
+    Args:
+      tracks: :class:`evals.parse.Tracks` (T frames, N objects) of the whole video.
+      n_cond: conditioning frames (their content is what the model was given).
+      laws: the scenario's :class:`Laws`.
+      config: :class:`JudgeConfig` or preset name.
+      fallback_radii: (N,) radii for objects never fully in view while conditioning.
+
+    Returns:
+      ``{"plausible", "causes" (names, in :data:`DISC_CHECKS` order), "checks" {name: bool},
+      "stats" {numbers behind them}}``.
+    """
+    cfg = resolve_config(config)
+    n_t, n = tracks.n_frames, tracks.n_objects
+    if not 1 <= n_cond < n_t:
+        raise ValueError(f"n_cond must be in [1, {n_t}), got {n_cond}")
+    cs = cond_state(tracks, n_cond, laws, fallback_radii)
+    c = n_cond - 1
+    t = np.arange(n_t) * laws.dt
+    gen = np.arange(n_t) >= n_cond
+    pos, vis, inv = tracks.positions, tracks.visible, tracks.in_view
+    own = ~tracks.shared_color  # group centroids of shared colours say nothing per object
+    r = np.where(np.isfinite(cs.radius), cs.radius, 0.0)
+    g = laws.g
+    ck: dict[str, bool] = {}
+    st: dict[str, float] = {}
+    step = np.linalg.norm(np.diff(pos, axis=0), axis=-1)  # (T-1, N)
+    # Energy bound on speeds, from the conditioning frames: kinetic plus a fall of the box.
+    v0 = np.nan_to_num(np.linalg.norm(cs.velocity, axis=-1))
+    m = np.where(np.isfinite(cs.mass) & (cs.mass > 0), cs.mass, np.nanmax(cs.mass, initial=1.0))
+    energy = 0.5 * float(np.sum(m * v0**2)) + float(m.sum()) * float(np.linalg.norm(g)) * (
+        world.WORLD_SIZE + 2 * r.max(initial=0.0))
+    v_max = np.sqrt(2.0 * energy / m)  # (N,)
+    if not np.all(np.isfinite(cs.velocity)):  # an unknown speed bounds nothing
+        v_max = np.full(n, np.inf)
+
+    # Permanence: gone while deep inside, or there without having come in.
+    dist = np.minimum(np.minimum(pos[..., 0], world.WORLD_SIZE - pos[..., 0]),
+                      np.minimum(pos[..., 1], world.WORLD_SIZE - pos[..., 1]))  # fmt: skip
+    reach = np.vstack([np.zeros((1, n)), np.nan_to_num(step)])  # (T, N) last step
+    vanish = np.zeros(n, bool)
+    appear = np.zeros(n, bool)
+    for k in range(n_cond, n_t):
+        lost = own & inv[k - 1] & ~vis[k]
+        could_leave = dist[k - 1] + r <= 1.5 * reach[k - 1] + cfg.contact_margin
+        vanish |= lost & ~could_leave
+        came = own & ~vis[k - 1] & inv[k]
+        appear |= came & (dist[k] - r > cfg.jump_factor * v_max * laws.dt + cfg.jump_tol)
+    min_area = float(np.nanmin(np.pi * cs.radius**2, initial=np.inf)) if n else np.inf
+    min_area = min_area if np.isfinite(min_area) else 0.0
+    ref_area = np.where(np.isfinite(cs.area), cs.area, np.pi * r**2)
+    lost_area = gen[:, None] & inv & (tracks.areas < (1 - cfg.area_lost) * ref_area)
+    gone = gen[:, None] & ~vis & np.isfinite(cs.area)  # (an object lost all its area)
+    unknown = gen & (tracks.unknown_area > cfg.unknown_area * min_area)
+    recolor = unknown & (lost_area | gone).any(axis=1)
+    ck["vanish"] = bool(vanish.any())
+    ck["appear"] = bool(appear.any() or np.any(unknown & ~recolor))
+    st["unknown_area_max"] = float(np.max(tracks.unknown_area[gen], initial=0.0))
+
+    # Identity: colour changes and swaps (a track lands on another's last spot), shape, size.
+    swapped = False
+    for k in np.nonzero(gen)[0]:
+        for i, j in itertools.permutations(range(n), 2):
+            if not (vis[k, i] and vis[k - 1, i] and vis[k - 1, j] and own[i] and own[j]):
+                continue
+            d_own = np.linalg.norm(pos[k, i] - pos[k - 1, i])
+            d_other = np.linalg.norm(pos[k, i] - pos[k - 1, j])
+            swapped |= bool(d_own > max(r[i], cfg.jump_tol) and d_other < 0.5 * d_own)
+    ck["color"] = bool(recolor.any() or swapped)
+    shape_bad = size_bad = False
+    drift = 0.0
+    for i in range(n):
+        if not np.isfinite(cs.area[i]):
+            continue
+        view = gen & inv[:, i]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            moved = np.abs(np.log(tracks.moments[:, i] / cs.moment[i])) > cfg.shape_tol
+            rel = np.abs(np.sqrt(tracks.areas[:, i] / cs.area[i]) - 1.0)
+        changed = (tracks.shapes[:, i] != cs.shape[i]) & moved
+        shape_bad |= _longest_run(view & changed) >= cfg.min_frames
+        size_bad |= _longest_run(view & (rel > cfg.size_tol)) >= cfg.min_frames
+        drift = max(drift, float(np.max(rel[view], initial=0.0)))
+    ck["shape"], ck["size"] = bool(shape_bad), bool(size_bad)
+    st["size_drift_max"] = drift
+
+    # Interpenetration.
+    gap_min = np.inf
+    for i, j in itertools.combinations(range(n), 2):
+        k = gen & inv[:, i] & inv[:, j]
+        if k.any() and r[i] + r[j] > 0:
+            d = np.linalg.norm(pos[k, i] - pos[k, j], axis=-1) / (r[i] + r[j])
+            gap_min = min(gap_min, float(d.min()))
+    ck["interpenetration"] = bool(gap_min < cfg.overlap)
+    st["min_center_gap"] = gap_min if np.isfinite(gap_min) else float("nan")
+
+    # Teleports.
+    both = vis[1:] & vis[:-1] & gen[1:, None] & own
+    allowed = cfg.jump_factor * v_max * laws.dt + cfg.jump_tol
+    ratio = np.where(both, np.nan_to_num(step) / allowed, 0.0)
+    ck["teleport"] = bool(np.any(ratio > 1.0))
+    st["jump_ratio_max"] = float(np.max(ratio, initial=0.0))
+
+    # Free motion: intervals with no possible contact, both frames fully in view.
+    contacts = _contacts(tracks, r, cfg.contact_margin)
+    free = inv[1:] & inv[:-1] & own  # (T-1, N): interval k -> k+1 at row k
+    for (i, j), close in contacts.items():
+        free[:, i] &= ~close
+        free[:, j] &= ~close
+    inertia_dv, acc_dev, resid_max = 0.0, 0.0, 0.0
+    inertia = accel = False
+    for i in range(n):
+        # Inertia: the generated motion right after the conditioning frames.
+        v_c = cs.velocity[i]
+        if np.all(np.isfinite(v_c)) and not cs.rough[i] and c < n_t - 1 and free[c, i]:
+            run = [c]
+            while run[-1] < n_t - 1 and free[run[-1], i] and len(run) <= cfg.inertia_frames:
+                run.append(run[-1] + 1)
+            if len(run) >= 2:
+                _, v_fit, _, _ = fit_motion(t[run], pos[run, i], t[c], g)
+                dv = float(np.linalg.norm(v_fit - cs.velocity[i]))
+                tol = cfg.inertia_abs + cfg.inertia_rel * float(np.linalg.norm(cs.velocity[i]))
+                inertia_dv = max(inertia_dv, dv / tol)
+                inertia |= dv > tol
+        elif np.all(np.isfinite(v_c)) and c < n_t - 1 and vis[c, i] and vis[c + 1, i] and own[i]:
+            # Border-clipped: the visible part's centroid moves slower than the disc, never
+            # against it; a step against the expected one reverses the motion.
+            d = pos[c + 1, i] - pos[c, i]
+            d_exp = v_c * laws.dt + 0.5 * g * laws.dt**2
+            if np.linalg.norm(d_exp) > cfg.inertia_abs * laws.dt:
+                against = -float(d @ d_exp) / float(np.linalg.norm(d_exp))
+                inertia |= against > cfg.inertia_abs * laws.dt + 0.5 * np.linalg.norm(d_exp)
+        # Constant acceleration g on every free run of generated frames.
+        for a, b in _runs(free[:, i]):
+            frames = np.arange(max(a, c), b + 1)  # interval rows a..b-1 join frames a..b
+            if len(frames) < cfg.fit_min:
+                continue
+            _, _, a_fit, res = fit_motion(t[frames], pos[frames, i], t[frames[0]])
+            dev = float(np.linalg.norm(a_fit - g))
+            acc_dev, resid_max = max(acc_dev, dev), max(resid_max, res)
+            accel |= dev > cfg.acc_tol or res > cfg.resid_tol
+    ck["inertia"], ck["acceleration"] = bool(inertia), bool(accel)
+    st.update(inertia_ratio_max=inertia_dv, accel_dev_max=acc_dev, fit_resid_max=resid_max)
+
+    # Momentum and restitution at two-disc contacts (velocities fitted with gravity on the
+    # free frames just before and after, both evaluated mid-contact).
+    mom_err, e_dev = 0.0, 0.0
+    mom_bad = e_bad = False
+    n_contacts = 0
+    for (i, j), close in contacts.items():
+        if not (own[i] and own[j]) or not (cs.mass[i] > 0 and cs.mass[j] > 0):
+            continue
+        for k0, k1 in _runs(close):  # intervals k0..k1-1: frames k0 .. k1
+            if k1 < n_cond:
+                continue
+            both_free = free[:, i] & free[:, j]
+            pre = _free_frames(both_free, k0, -1, cfg.fit_frames)
+            post = _free_frames(both_free, k1, +1, cfg.fit_frames)
+            if len(post) < 2 and k1 - k0 >= 4:  # they stay in contact: moving together?
+                post = np.array([f for f in range(k0 + 2, min(k1, k0 + 2 + cfg.fit_frames) + 1)
+                                 if inv[f, i] and inv[f, j]])  # fmt: skip
+            if len(pre) < 2 or len(post) < 2:
+                continue
+            t_mid = 0.5 * (t[k0] + t[k1])
+            fits = [[fit_motion(t[f], pos[f, o], t_mid, g) for o in (i, j)] for f in (pre, post)]
+            (pi_, vi0, _, _), (pj_, vj0, _, _) = fits[0]
+            (_, vi1, _, _), (_, vj1, _, _) = fits[1]
+            mi, mj = cs.mass[i], cs.mass[j]
+            scale = mi * np.linalg.norm(vi0) + mj * np.linalg.norm(vj0)
+            if scale <= 0:
+                continue
+            n_contacts += 1
+            err = float(np.linalg.norm(mi * (vi1 - vi0) + mj * (vj1 - vj0)) / scale)
+            mom_err = max(mom_err, err)
+            mom_bad |= err > cfg.mom_tol
+            nrm = pj_ - pi_
+            nrm = nrm / max(np.linalg.norm(nrm), 1e-12)
+            u0, u1 = float((vi0 - vj0) @ nrm), float((vi1 - vj1) @ nrm)
+            if u0 > cfg.min_closing:
+                dev = abs(-u1 / u0 - laws.restitution)
+                e_dev = max(e_dev, dev)
+                e_bad |= dev > cfg.e_tol
+    ck["momentum"], ck["energy"] = bool(mom_bad), bool(e_bad)
+    st.update(momentum_error_max=mom_err, restitution_dev_max=e_dev, n_contacts=n_contacts)
+    return _verdict(ck, DISC_CHECKS, st)
+
+
+def _free_frames(free_iv: np.ndarray, k: int, direction: int, most: int) -> np.ndarray:
+    """Frames reachable from frame ``k`` through free intervals (rows of ``free_iv``),
+    going back (-1) or forward (+1), ``k`` included, at most ``most`` frames."""
+    frames = [k]
+    while len(frames) < most:
+        f = frames[-1]
+        row = f - 1 if direction < 0 else f
+        if not 0 <= row < len(free_iv) or not free_iv[row]:
+            break
+        frames.append(f + direction)
+    return np.array(sorted(frames))
+
+
+def fidelity_discs(tracks, record, config="exact") -> dict:
+    """Fidelity of one parsed disc video to its truth record (same initial state).
+
+    Per generated frame: position deviation (largest over objects seen where the truth is
+    fully in view) and a frame is divergent when it exceeds ``pos_tol``, an object is
+    missing while its truth is fully in view, or seen while its truth is entirely outside.
+
+    Returns:
+      ``{"faithful", "causes" (of :data:`FIDELITY_CAUSES`), "divergence_frame" (first
+      divergent frame, -1 none), "position_error_max", "position_error_mean" (units),
+      "velocity_error" (mean over valid frames, units/s), "position_error" (T,) list}``.
+    """
+    from evals.laws import frame_velocities, inside_box
+
+    cfg = resolve_config(config)
+    tr = record.trajectory
+    if tracks.positions.shape != tr.positions.shape:
+        raise ValueError(f"tracks {tracks.positions.shape[:2]} do not match the truth "
+                         f"{tr.positions.shape[:2]} (frames, objects)")  # fmt: skip
+    n_t = tr.n_frames
+    gen = np.arange(n_t) >= record.n_cond
+    radii = np.asarray(record.objects.radii, dtype=np.float64)
+    inside = inside_box(tr.positions, radii)
+    outside = np.any((tr.positions + radii[:, None] < 0)
+                     | (tr.positions - radii[:, None] > world.WORLD_SIZE), axis=-1)  # fmt: skip
+    seen = tracks.visible & ~tracks.shared_color
+    err = np.linalg.norm(tracks.positions - tr.positions, axis=-1)  # (T, N)
+    err = np.where(seen & inside, err, np.nan)
+    err_t = np.max(np.where(np.isfinite(err), err, 0.0), axis=1, initial=0.0)  # (T,)
+    missing = gen[:, None] & inside & ~tracks.visible
+    extra = gen[:, None] & outside & tracks.visible
+    bad_pos = gen & (err_t > cfg.pos_tol)
+    diverged = bad_pos | missing.any(axis=1) | extra.any(axis=1)
+    v_hat = frame_velocities(tracks.positions)
+    v = frame_velocities(tr.positions)
+    ok = np.zeros((n_t, len(radii)), bool)
+    ok[1:] = seen[1:] & seen[:-1] & inside[1:] & inside[:-1]
+    ok &= gen[:, None]
+    verr = np.linalg.norm(v_hat - v, axis=-1)[ok]
+    vel_err = float(verr.mean()) if verr.size else float("nan")
+    causes = [name for name, bad in (("position", bad_pos.any()),
+                                     ("velocity", verr.size and vel_err > cfg.vel_tol),
+                                     ("missing", missing.any()), ("extra", extra.any())) if bad]
+    first = np.nonzero(diverged)[0]
+    return {
+        "faithful": not causes, "causes": causes,
+        "divergence_frame": int(first[0]) if first.size else -1,
+        "position_error_max": float(err_t[gen].max(initial=0.0)),
+        "position_error_mean": float(err_t[gen].mean()) if gen.any() else float("nan"),
+        "velocity_error": vel_err, "position_error": [float(x) for x in err_t],
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- rigid scenes
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneTracks:
+    """Connected blobs of the dynamic colours, linked over frames (world units).
+
+    Attributes:
+      centroid: (T, M, 2) centroid of chain m in frame t (NaN where absent).
+      area: (T, M) px².
+      clearance: (T, M) px from the blob to anything else (other blobs, static pixels, the
+        frame border), NaN where absent.
+      present: (T, M) bool.
+      resolution: pixels per side.
+    """
+
+    centroid: np.ndarray
+    area: np.ndarray
+    clearance: np.ndarray
+    present: np.ndarray
+    resolution: int
+
+
+def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
+    """Link the dynamic-colour blobs of a :class:`evals.scenes.SceneParse` into chains.
+
+    A blob continues a chain of the previous frame when it is the mutual nearest blob of
+    its colour within ``ref.jump_px`` and their log areas differ by less than
+    ``link_area``. Specks (below ``scenes`` config ``speck_frac`` of the colour's smallest
+    object) are left out.
+    """
+    from evals import scene_parse as sp
+    from evals.scenes import SCENE_PRESETS
+
+    cfg = resolve_config(config)
+    speck = SCENE_PRESETS[cfg.parse].speck_frac
+    res = ref.resolution
+    n_t = parsed.n_frames
+    total = parsed.memb.sum(-1) + parsed.unknown  # (T, R, R)
+    rows, cols = np.mgrid[0:res, 0:res]
+    border = np.minimum(np.minimum(rows + 0.5, res - rows - 0.5),
+                        np.minimum(cols + 0.5, res - cols - 0.5))  # fmt: skip
+    frames: list[list[tuple[int, np.ndarray, float, float]]] = []  # (class, centroid, area, clr)
+    for k in range(n_t):
+        material = total[k] > 0.1
+        items = []
+        for cls in ref.dynamic_classes:
+            objs = (ref.body_class == cls) & ~ref.static
+            min_area = speck * float(ref.area[objs].min())
+            b = parsed.blobs[k][cls]
+            for j in range(b.n):
+                if b.area[j] < min_area:
+                    continue
+                mine = b.labels == j
+                others = material & ~mine
+                d = sp.distance_to(others)[mine]
+                clr = float(min(d.min(initial=np.inf), border[mine].min(initial=np.inf)) - 0.5)
+                items.append((cls, b.centroid[j], float(b.area[j]), clr))
+        frames.append(items)
+    chains: list[list[tuple[int, int]]] = []  # (frame, item)
+    tail: dict[int, int] = {}  # item index in the previous frame -> chain
+    for k in range(n_t):
+        new_tail = {}
+        prev = frames[k - 1] if k else []
+        cur = frames[k]
+        links = {}
+        for a, (ca, pa, aa, _) in enumerate(prev):
+            best = None
+            for b_, (cb, pb, ab, _) in enumerate(cur):
+                d = float(np.hypot(*(pb - pa)))
+                if cb == ca and d <= ref.jump_px and abs(np.log(ab / aa)) < cfg.link_area:
+                    best = (d, b_) if best is None or d < best[0] else best
+            if best is not None:
+                links.setdefault(best[1], []).append((best[0], a))
+        for b_ in range(len(cur)):
+            cand = sorted(links.get(b_, []))
+            if cand and cand[0][1] in tail:
+                ch = tail.pop(cand[0][1])
+            else:
+                ch = len(chains)
+                chains.append([])
+            chains[ch].append((k, b_))
+            new_tail[b_] = ch
+        tail = new_tail
+    m = len(chains)
+    cen = np.full((n_t, m, 2), np.nan)
+    area = np.full((n_t, m), np.nan)
+    clr = np.full((n_t, m), np.nan)
+    for ch, items in enumerate(chains):
+        for k, b_ in items:
+            _, p, a, c_ = frames[k][b_]
+            cen[k, ch] = world.pixel_to_world(p, res)
+            area[k, ch], clr[k, ch] = a, c_
+    return SceneTracks(centroid=cen, area=area, clearance=clr, present=np.isfinite(area),
+                       resolution=int(res))  # fmt: skip
+
+
+def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
+    """Plausibility of one parsed rigid-scene video (see the module doc for the checks).
+
+    Args:
+      parsed: :class:`evals.scenes.SceneParse` of the video (T, R, R).
+      ref: :class:`evals.scenes.SceneReference` from its conditioning frame.
+      laws: the scenario's :class:`Laws` (gravity, restitution, from rest).
+      config: :class:`JudgeConfig` or preset name (its ``parse`` picks the scene preset).
+
+    Returns:
+      Like :func:`plausibility_discs`, with :data:`SCENE_CHECKS`; ``stats`` also holds the
+      scene checks' ``*_max`` numbers and ``first_frame`` per check.
+    """
+    from evals import scenes
+
+    cfg = resolve_config(config)
+    base = scenes.check(parsed, ref, cfg.parse)
+    ck = {_SCENE_NAMES.get(c, c): base[c] for c in scenes.CHECKS}
+    st: dict = {k: v for k, v in base.items() if k.endswith("_max")}
+    st["first_frame"] = {_SCENE_NAMES.get(c, c): f for c, f in base["first_frame"].items()}
+    tracks = scene_tracks(parsed, ref, cfg)
+    px = world.WORLD_SIZE / tracks.resolution  # units per px
+    n_t, n_c = tracks.present.shape
+    t = np.arange(n_t) * laws.dt
+    g = laws.g
+    g_abs = float(np.linalg.norm(g))
+    c = ref.n_cond - 1
+    cen, pres, clr = tracks.centroid, tracks.present, tracks.clearance
+    step = np.linalg.norm(np.diff(cen, axis=0), axis=-1)  # (T-1, M) units
+    both = pres[1:] & pres[:-1]
+    with np.errstate(invalid="ignore"):
+        free = both & (np.minimum(clr[1:], clr[:-1]) * px > 2 * step + cfg.free_margin)
+        rest = both & (step < cfg.rest_tol)
+    unsupported = accel = spont = energy = False
+    acc_dev = 0.0
+    rebound = 0.0
+    for m in range(n_c):
+        # Unsupported at rest: three frames still, touching nothing.
+        for k in range(max(c, 1), n_t - 1):
+            if rest[k - 1, m] and rest[k, m] and clr[k, m] > cfg.support_px:
+                unsupported = True
+        # Free flight at g.
+        fits = []
+        for a, b in _runs(free[:, m]):
+            frames = np.arange(max(a, c), b + 1)
+            if len(frames) < cfg.fit_min:
+                fits.append((a, b, None))
+                continue
+            _, v, a_fit, _ = fit_motion(t[frames], cen[frames, m], t[frames[0]])
+            dev = float(np.linalg.norm(a_fit - g))
+            acc_dev = max(acc_dev, dev)
+            accel |= dev > cfg.acc_tol_scene
+            fits.append((a, b, v))
+        # Bounces: a downward free run, a short contact, an upward free run.
+        for (a0, b0, _), (a1, b1, _) in zip(fits, fits[1:], strict=False):
+            if a1 - b0 > 3 or b1 < ref.n_cond:
+                continue
+            f0 = np.arange(max(a0, b0 - cfg.fit_frames + 1), b0 + 1)
+            f1 = np.arange(a1, min(b1, a1 + cfg.fit_frames - 1) + 1)
+            if len(f0) < 2 or len(f1) < 2:
+                continue
+            t_mid = 0.5 * (t[b0] + t[a1])
+            _, v0, _, _ = fit_motion(t[f0], cen[f0, m], t_mid, g)
+            _, v1, _, _ = fit_motion(t[f1], cen[f1, m], t_mid, g)
+            if -v0[1] > cfg.min_impact:
+                ratio = max(v1[1], 0.0) / -v0[1]
+                rebound = max(rebound, ratio)
+                gain = np.linalg.norm(v1) > (1 + cfg.energy_tol) * np.linalg.norm(v0)
+                energy |= ratio > laws.restitution + cfg.energy_tol or bool(gain)
+        # Spontaneous motion from rest.
+        if laws.from_rest and pres[c, m]:
+            for k in range(c + 1, min(n_t, c + 1 + cfg.from_rest_frames)):
+                if not np.all(pres[c : k + 1, m]):
+                    break
+                d = cen[k, m] - cen[c, m]
+                bound = (1 + cfg.from_rest_slack) * 0.5 * g_abs * (t[k] - t[c]) ** 2
+                up = float(-(d @ g) / max(g_abs, 1e-12)) if g_abs > 0 else 0.0
+                if np.linalg.norm(d) > bound + cfg.from_rest_tol or up > cfg.from_rest_tol:
+                    spont = True
+        for k in range(max(c, 2), n_t - 1):
+            if not (rest[k - 2, m] and rest[k - 1, m] and both[k, m]):
+                continue
+            rise = float(-((cen[k + 1, m] - cen[k, m]) @ g) / max(g_abs, 1e-12))
+            if rise > cfg.rise_tol and not _moving_near(tracks, m, k, cfg):
+                spont = True
+    ck.update(unsupported=unsupported, acceleration=accel, spontaneous=spont, energy=energy)
+    st.update(accel_dev_max=acc_dev, rebound_max=rebound, n_chains=n_c)
+    return _verdict(ck, SCENE_CHECKS, st)
+
+
+def _moving_near(tracks: SceneTracks, m: int, k: int, cfg: JudgeConfig) -> bool:
+    """Whether another chain moving between frames k and k+1 is within touching distance
+    of chain m at frame k (it could have pushed it): centroid distance below the sum of
+    their area-equivalent radii plus contact slack."""
+    px = world.WORLD_SIZE / tracks.resolution
+    cen, pres = tracks.centroid, tracks.present
+    r = np.sqrt(tracks.area[k] / np.pi) * px  # (M,) units
+    for o in range(cen.shape[1]):
+        if o == m or not (pres[k, o] and pres[k + 1, o]):
+            continue
+        moved = np.linalg.norm(cen[k + 1, o] - cen[k, o]) > cfg.rest_tol
+        near = np.linalg.norm(cen[k, o] - cen[k, m]) < 2.5 * (r[o] + r[m]) + 0.5
+        if moved and near:
+            return True
+    # Unlinked blobs (merged or split) can push too: any chain appearing or ending there.
+    return bool(np.any(pres[k] != pres[k + 1]))
+
+
+def fidelity_scene(parsed, truth_parsed, ref, config="exact") -> dict:
+    """Fidelity of a rigid-scene video to the truth render (both parsed with ``ref``).
+
+    Per frame and dynamic colour, the deviation is the larger of the two membership-
+    weighted mean distances (units) from one video's colour pixels to the other's; a
+    generated frame with a deviation above ``pos_tol``, or a colour present in one and not
+    the other, diverges. Colour-mass centroids give a velocity deviation.
+    """
+    from evals import scene_parse as sp
+
+    cfg = resolve_config(config)
+    px = world.WORLD_SIZE / ref.resolution
+    n_t = parsed.n_frames
+    if truth_parsed.n_frames != n_t:
+        raise ValueError(f"video has {n_t} frames, truth {truth_parsed.n_frames}")
+    dev = np.zeros(n_t)
+    missing = np.zeros(n_t, bool)
+    cen = np.full((2, n_t, len(ref.dynamic_classes), 2), np.nan)
+    for k in range(n_t):
+        for q, cls in enumerate(ref.dynamic_classes):
+            wa = parsed.memb[k][..., cls].astype(np.float64)
+            wb = truth_parsed.memb[k][..., cls].astype(np.float64)
+            ma, mb = wa > 0.5, wb > 0.5
+            if ma.any() != mb.any():
+                missing[k] = True
+                continue
+            if not ma.any():
+                continue
+            da, db = sp.distance_to(mb), sp.distance_to(ma)
+            d = max(float((wa * da).sum() / wa.sum()), float((wb * db).sum() / wb.sum()))
+            dev[k] = max(dev[k], d * px)
+            for s, w in enumerate((wa, wb)):
+                rr, cc = np.nonzero(w > 0)
+                ww = w[rr, cc]
+                cen[s, k, q] = world.pixel_to_world(
+                    np.array([(cc + 0.5) @ ww, (rr + 0.5) @ ww]) / ww.sum(), ref.resolution)
+    gen = np.arange(n_t) >= ref.n_cond
+    bad = gen & (dev > cfg.pos_tol)
+    vel = np.diff(cen, axis=1) / world.FRAME_DT  # (2, T-1, Q, 2)
+    verr = np.linalg.norm(vel[0] - vel[1], axis=-1)[gen[1:]]
+    verr = verr[np.isfinite(verr)]
+    vel_err = float(verr.mean()) if verr.size else float("nan")
+    slow = bool(verr.size and vel_err > cfg.vel_tol)
+    causes = [n for n, b in (("position", bad.any()), ("velocity", slow),
+                             ("missing", (gen & missing).any())) if b]  # fmt: skip
+    first = np.nonzero(bad | (gen & missing))[0]
+    return {
+        "faithful": not causes, "causes": causes,
+        "divergence_frame": int(first[0]) if first.size else -1,
+        "position_error_max": float(dev[gen].max(initial=0.0)),
+        "position_error_mean": float(dev[gen].mean()) if gen.any() else float("nan"),
+        "velocity_error": vel_err, "position_error": [float(x) for x in dev],
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- one video
+
+
+def choose_preset(frames, record, preset: str = "auto") -> str:
+    """``exact`` for lossless renders, ``lossy`` otherwise (or ``preset`` itself)."""
+    if preset != "auto":
+        resolve_config(preset)
+        return preset
+    from evals.inputs import looks_lossless
+
+    return "exact" if looks_lossless(np.asarray(frames), record.objects.rgb) else "lossy"
+
+
+def judge_video(frames, record, laws: Laws | None = None, *, config="auto", luma=None,
+                truth_frames=None, fidelity: bool = True) -> dict:  # fmt: skip
+    """Both verdicts of one video (T, R, R, 3) uint8 whose conditioning frames are
+    ``record``'s.
+
+    Args:
+      frames: the video, conditioning frames included.
+      record: the truth :class:`~physim.record.Record` (its conditioning frames, objects
+        and, for fidelity only, its later states).
+      laws: the scenario's laws (default :func:`laws_of_record`).
+      config: ``auto`` (exact for lossless frames), a preset name or a :class:`JudgeConfig`.
+      luma: (T, R, R) codec luma plane for the lossy disc parse (mp4 sources).
+      truth_frames: the truth render at this resolution (rigid fidelity; rendered if None).
+      fidelity: also compute the fidelity verdict.
+
+    Returns:
+      ``{"plausibility": {...}, "fidelity": {...} | None, "preset": name}``.
+    """
+    from evals import parse, scenes
+
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (T, R, R, 3), got {frames.dtype} {frames.shape}")
+    if frames.shape[0] != record.trajectory.n_frames:
+        raise ValueError(f"video has {frames.shape[0]} frames, the truth "
+                         f"{record.trajectory.n_frames}")  # fmt: skip
+    if isinstance(config, JudgeConfig):
+        cfg = config
+    else:
+        cfg = resolve_config(choose_preset(frames, record, config))
+    laws = laws_of_record(record) if laws is None else laws
+    res = frames.shape[1]
+    if is_scene(record):
+        ref = scenes.reference(record, res, cfg.parse)
+        parsed = scenes.parse_scene(frames, ref, cfg.parse)
+        out = {"plausibility": plausibility_scene(parsed, ref, laws, cfg), "fidelity": None}
+        if fidelity:
+            if truth_frames is None:
+                from physim.scenarios.combinatorial import render
+
+                truth_frames = render(record, res)
+            tp = scenes.parse_scene(truth_frames, ref, "exact")
+            out["fidelity"] = fidelity_scene(parsed, tp, ref, cfg)
+    else:
+        lossy = cfg.parse == "lossy"
+        tracks = parse.parse_record(frames, record, config=cfg.parse,
+                                    luma=luma if lossy else None)  # fmt: skip
+        out = {"plausibility": plausibility_discs(tracks, record.n_cond, laws, cfg,
+                                                  fallback_radii=record.objects.radii),
+               "fidelity": fidelity_discs(tracks, record, cfg) if fidelity else None}  # fmt: skip
+    out["preset"] = cfg.parse
+    return out
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Rates over per-video rows (``plausible``, ``faithful``, ``causes``, ``fidelity_causes``,
+    ``split``, ``level``): overall, per split and per ``split/level``."""
+
+    def one(rs):
+        n = len(rs)
+        causes: dict[str, float] = {}
+        fcauses: dict[str, float] = {}
+        for r in rs:
+            for c in r["causes"]:
+                causes[c] = causes.get(c, 0) + 1 / n
+            for c in r["fidelity_causes"]:
+                fcauses[c] = fcauses.get(c, 0) + 1 / n
+        div = [r["divergence_frame"] for r in rs if r.get("divergence_frame", -1) >= 0]
+        return {
+            "n": n,
+            "implausible": float(np.mean([not r["plausible"] for r in rs])) if n else float("nan"),
+            "unfaithful": float(np.mean([not r["faithful"] for r in rs])) if n else float("nan"),
+            "causes": dict(sorted(causes.items())),
+            "fidelity_causes": dict(sorted(fcauses.items())),
+            "divergence_frame_median": float(np.median(div)) if div else None,
+        }
+
+    out = one(rows)
+    by_split: dict[str, list] = {}
+    by_level: dict[str, list] = {}
+    for r in rows:
+        by_split.setdefault(str(r["split"]), []).append(r)
+        by_level.setdefault(f"{r['split']}/{r['level']}", []).append(r)
+    out["splits"] = {k: one(v) for k, v in sorted(by_split.items())}
+    out["levels"] = {k: one(v) for k, v in sorted(by_level.items())}
+    return out
+
+
+def row_of(record, verdict: dict) -> dict:
+    """A flat per-video row of :func:`judge_video`'s output."""
+    p, f = verdict["plausibility"], verdict["fidelity"] or {}
+    return {
+        "id": record.id, "split": record.split, "level": record.level,
+        "plausible": p["plausible"], "causes": p["causes"],
+        "faithful": f.get("faithful", True), "fidelity_causes": f.get("causes", []),
+        "divergence_frame": f.get("divergence_frame", -1),
+        "position_error_max": f.get("position_error_max", float("nan")),
+        "velocity_error": f.get("velocity_error", float("nan")),
+        "preset": verdict["preset"],
+        "stats": {k: v for k, v in p["stats"].items() if isinstance(v, int | float)},
+    }  # fmt: skip
+
+
