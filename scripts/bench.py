@@ -1,6 +1,6 @@
 """Throughput benchmarks; results go to docs/benchmarks.md (command, date, machine).
 
-    python scripts/bench.py [sim_render] [generate] [loader] [evals] [--quick]
+    python scripts/bench.py [sim_render] [generate] [loader] [evals] [evaluate] [--quick]
 
 Every ratio compares two implementations measured in the same process, on one core
 unless a section says otherwise.
@@ -197,6 +197,39 @@ def bench_train(quick: bool) -> list[str]:
     ]
 
 
+def bench_evaluate(quick: bool) -> list[str]:
+    """Issue 16's bar: the default metrics (laws, abnormal, video) on 500 128-px 32-frame
+    videos within 3x the time of ``--metrics laws abnormal``, through the one evaluation
+    core (:func:`evals.evaluate_arrays`, frames in memory: no decoding in either timing).
+    One warm-up call each first (numba and XLA compilation are not timed)."""
+    import tempfile
+
+    import evals
+    import physim.dataset
+    from evals.metrics import DEFAULT_METRICS
+
+    n_ood = 20 if quick else 340  # + the 160-video ID grid = 500
+    with tempfile.TemporaryDirectory() as d:
+        physim.dataset.generate("uniform", split="id", n=160, seed=1, out=d, progress=False)
+        physim.dataset.generate("uniform", split="ood", n=n_ood, seed=1, out=d, progress=False)
+        ds = physim.dataset.open(d)
+        vids = {v: ds.frames(i, resolution=128) for i, v in enumerate(ds.ids)}
+        n = len(vids)
+        warm = dict(list(vids.items())[:2])
+        times = {}
+        for name, metrics in (("fast", ("laws", "abnormal")), ("default", DEFAULT_METRICS)):
+            evals.evaluate_arrays(warm, ds, metrics=metrics, allow_missing=True)
+            t0 = time.perf_counter()
+            evals.evaluate_arrays(vids, ds, metrics=metrics)
+            times[name] = time.perf_counter() - t0
+    f, dflt = times["fast"], times["default"]
+    return [
+        f"| physim evaluate default metrics (laws abnormal video), {n} uniform 32x128x128 | "
+        f"{n / dflt:.1f} videos/s ({dflt:.0f} s) | --metrics laws abnormal: {n / f:.1f} "
+        f"videos/s ({f:.0f} s) | {dflt / f:.2f}x the time (bar: 3x) |"
+    ]
+
+
 SECTIONS = {
     "sim_render": bench_sim_render,
     "generate": bench_generate,
@@ -204,6 +237,7 @@ SECTIONS = {
     "evals": bench_evals,
     "scenes": bench_scenes,
     "train": bench_train,
+    "evaluate": bench_evaluate,
 }
 
 

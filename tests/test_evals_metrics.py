@@ -31,6 +31,19 @@ def test_psnr_ssim_closed_form():
     assert float(vm.ssim(noise, a).mean()) < 0.2
 
 
+def test_matrix_filter_equals_the_convolution():
+    rng = np.random.default_rng(1)
+    x = rng.random((3, 40, 37, 3)).astype(np.float32)
+    for g in (vm._gauss(11, 1.5), vm._gauss(5, 1.1)):
+        a, b = vm._filter_valid(x, g), vm._filter_valid_conv(x, g)
+        assert a.shape == b.shape == (3, 41 - len(g), 38 - len(g), 3)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-6)
+    # Negative control: a shifted kernel is not the same filter.
+    g = vm._gauss(11, 1.5)
+    shifted = np.asarray(vm._filter_valid(x, np.roll(g, 1)))
+    assert np.abs(shifted - np.asarray(vm._filter_valid_conv(x, g))).max() > 1e-3
+
+
 def test_motion_scores_controls():
     rec, frames = _video()
     same = vm.motion_scores(frames, frames)
