@@ -244,6 +244,50 @@ def grid_coverage(plan: Plan) -> dict | None:
     return {"rows": (len(rows), plan.grid_size), "axes": axes, "pairs": pairs}
 
 
+def stratified_rows(columns: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """``n`` grid rows (sorted) that cover the grid's axes before repeating any value.
+
+    Greedy: each pick is a row whose same-kind pair strata (``(v1, v2)``, ``(r1, r2)``;
+    :func:`_pair_axes`) have been picked least often, then whose single-axis values have,
+    then the lowest row; so every velocity pair is taken once before any twice, and every
+    value of every axis as evenly as that allows. A pure function of the grid and n.
+
+    Not yet what ``--n`` selects (``Plan.indices`` in :mod:`physim.plan` takes evenly
+    spaced rows, and changing that would change existing evaluation sets); it is the
+    selection an opt-in flag would record in the plan.
+
+    Args:
+      columns: grid parameter columns, name -> (G,) (``*_side`` columns are ignored).
+      n: rows wanted (at most G).
+    """
+    names = [k for k in columns if not k.endswith("_side")]
+    g = len(next(iter(columns.values())))
+    if not 0 < n <= g:
+        raise ValueError(f"n must be in [1, {g}], got {n}")
+    codes = {k: np.unique(columns[k], return_inverse=True)[1].reshape(-1) for k in names}
+    strata = []
+    for a, b in _pair_axes(names):
+        pair = codes[a] * (codes[b].max() + 1) + codes[b]
+        strata.append(np.unique(pair, return_inverse=True)[1].reshape(-1))
+    feats = strata + [codes[k] for k in names]
+    counts = [np.zeros(f.max() + 1, np.int64) for f in feats]
+    taken = np.zeros(g, bool)
+    big = g * (len(names) + 1) + 1
+    out = []
+    for _ in range(n):
+        pair_cost = sum((c[f] for c, f in zip(counts[: len(strata)], strata, strict=True)),
+                        np.zeros(g, np.int64))  # fmt: skip
+        axis_cost = sum((c[f] for c, f in zip(counts[len(strata) :], feats[len(strata) :],
+                                              strict=True)), np.zeros(g, np.int64))  # fmt: skip
+        cost = np.where(taken, np.iinfo(np.int64).max, pair_cost * big + axis_cost)
+        i = int(np.argmin(cost))
+        taken[i] = True
+        out.append(i)
+        for c, f in zip(counts, feats, strict=True):
+            c[f[i]] += 1
+    return np.sort(np.asarray(out, np.int64))
+
+
 def coverage_warning(plan: Plan) -> str | None:
     """A warning naming the grid axes and pairs a subset leaves uncovered (None if none).
 

@@ -1,5 +1,6 @@
 """Evaluation subsets below the grid size: the rows they miss are named, by default."""
 
+import numpy as np
 import pytest
 
 from physim import cli
@@ -29,3 +30,42 @@ def test_physim_generate_prints_the_warning(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "physim: warning: collision/id: 4 of 576 grid rows cover only" in err
     assert "v2 1 of 6 values" in err and "(v1,v2) 1 of 36 pairs" in err
+
+
+def _grid(scenario, split):
+    from physim.plan import _cached_spec, _canon
+
+    p = make_plan(scenario, split, 1, 0)
+    return _cached_spec(p.scenario, _canon(p.spec)).grid(split)[1]
+
+
+@pytest.mark.parametrize("n", [1, 20, 36, 37, 64, 100])
+def test_stratified_rows_take_every_velocity_pair_once_before_any_twice(n):
+    from physim.generate import stratified_rows
+
+    cols = _grid("collision", "id")
+    rows = stratified_rows(cols, n)
+    assert len(set(rows.tolist())) == n and np.all(np.diff(rows) > 0)
+    pairs = [(cols["v1"][i], cols["v2"][i]) for i in rows]
+    counts = np.array(list({p: pairs.count(p) for p in set(pairs)}.values()))
+    n_pairs = len(set(zip(cols["v1"], cols["v2"], strict=True)))
+    assert len(counts) == min(n, n_pairs)  # every pair once before any twice
+    assert counts.max() - counts.min() <= 1
+    for ax in ("r1", "r2", "v1", "v2"):  # each axis as evenly as allowed
+        vals = np.unique(cols[ax][rows], return_counts=True)[1]
+        assert len(vals) == min(n, len(np.unique(cols[ax]))) and vals.max() - vals.min() <= 1
+    if n == 64:  # negative control: the evenly spaced rows of --n 64 cover 4 pairs
+        even = (np.arange(n) * len(cols["v1"])) // n
+        assert len({(cols["v1"][i], cols["v2"][i]) for i in even}) == 4
+
+
+def test_stratified_rows_spread_one_ball_grids():
+    from physim.generate import stratified_rows
+
+    cols = _grid("uniform", "ood")
+    rows = stratified_rows(cols, 40)
+    for ax in ("r", "v"):
+        vals = np.unique(cols[ax][rows], return_counts=True)[1]
+        assert len(vals) == min(40, len(np.unique(cols[ax])))
+    with pytest.raises(ValueError, match="n must be"):
+        stratified_rows(cols, 0)
