@@ -401,11 +401,15 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
         w.writeheader()
         w.writerows(rows)
     md = ["# physim experiment report", "",
-          "Velocity error as in the paper (mean |v̂ − v| over valid generated frames, world "
-          "units/s). References: **truth** scores the ground-truth video itself (the parse "
-          "floor), **copy-last** repeats the last conditioning frame (a model that learned no "
-          "motion). Paper numbers from `shared/reference/phyworld-paper.md` "
-          "(`evals/paper_numbers.py`).", ""]
+          "Velocity error by the paper's definition (mean |v̂ − v| over valid generated "
+          "(frame, object) pairs, world units/s), computed exactly: this is not the number "
+          "the paper's evaluate.py reports (error of the mean velocity, per-ball collision "
+          "averaging, radius filters, its own parser and floor; `physim evaluate --protocol "
+          "paper` computes that one, docs/evaluate.md §5), so paper values below are for "
+          "orientation, not a like-for-like comparison. References: **truth** scores the "
+          "ground-truth video itself (the parse floor), **copy-last** repeats the last "
+          "conditioning frame (a model that learned no motion). Paper numbers from "
+          "`shared/reference/phyworld-paper.md` (`evals/paper_numbers.py`).", ""]
     for run, p in zip(runs, plans, strict=True):
         o = p.get("options", {})
         md += [f"## {o.get('title', p['experiment'])} — `{run}` (scale {p['scale']})", "",
