@@ -71,6 +71,7 @@ class Control:
         input besides the frames; its later states are the fidelity truth).
       luma: (T, R, R) codec luma (mp4 controls) or None.
       preset: judge preset to parse it with (``exact`` or ``lossy``).
+      truth: the fidelity truth when it is not ``record`` (reversed rigid scenes).
     """
 
     family: str
@@ -78,6 +79,7 @@ class Control:
     record: object
     luma: np.ndarray | None = None
     preset: str = "exact"
+    truth: object = None
 
     @property
     def positive(self) -> bool:
@@ -320,11 +322,12 @@ def make_controls(spec, records, families, resolution: int) -> Iterator[Control]
                 cond = rec
                 if frames is None:
                     continue
+            truth = None if cond is rec else rec
             if fam in MP4_QUALITY:
                 frames, luma = _mp4(frames, MP4_QUALITY[fam])
-                yield Control(fam, frames, cond, luma, "lossy")
+                yield Control(fam, frames, cond, luma, "lossy", truth)
             else:
-                yield Control(fam, frames, cond)
+                yield Control(fam, frames, cond, truth=truth)
 
 
 def calibrate(scenario: str, n: int, resolution: int, *, seed: int = 0, split: str = "train",
@@ -347,7 +350,8 @@ def calibrate(scenario: str, n: int, resolution: int, *, seed: int = 0, split: s
     records = truth_records(spec, seed, split, n)
     rows = []
     for i, ctl in enumerate(make_controls(spec, records, fams, resolution)):
-        v = judge.judge_video(ctl.frames, ctl.record, laws, config=ctl.preset, luma=ctl.luma)
+        v = judge.judge_video(ctl.frames, ctl.record, laws, config=ctl.preset, luma=ctl.luma,
+                              truth=ctl.truth)
         p, f = v["plausibility"], v["fidelity"]
         rows.append({"family": ctl.family, "positive": ctl.positive, "id": ctl.record.id,
                      "implausible": not p["plausible"], "causes": p["causes"],
