@@ -95,7 +95,8 @@ def as_frames(a, what: str = "video", array_layout: str = "THWC",
     if a.shape[-1] != 3:
         raise EvalInputError(
             f"{what}: expected 3 colour channels in layout {array_layout}, got shape {a.shape}"
-            + (" (channels first? pass array_layout='TCHW')" if a.shape[1] == 3 else "")
+            + (" (channels first? pass array_layout='TCHW', --array-layout TCHW)"
+               if a.shape[1] == 3 else "")
         )
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
@@ -292,12 +293,15 @@ def decode_mp4_luma(data) -> np.ndarray:
     return (y - 16.0) * (255.0 / 219.0)
 
 
-def read_video(src, with_luma: bool = True) -> Video:
+def read_video(src, with_luma: bool = True, array_layout: str = "THWC",
+               value_range=(0.0, 1.0)) -> Video:  # fmt: skip
     """Read one generated video file (a path or a :class:`Source`) as a :class:`Video`.
 
     mp4 data also yields its codec luma plane (``with_luma``), which the lossy parse uses;
     pass the returned Video to :func:`evals.evaluate_arrays` to score exactly as
-    ``physim evaluate`` scores the file. No panel is split here.
+    ``physim evaluate`` scores the file. No panel is split here. ``array_layout`` and
+    ``value_range`` say how npy/npz arrays are stored (see :func:`as_frames`); decoded
+    mp4 frames are always THWC uint8.
 
     Raises:
       EvalInputError: unreadable file, or frames that are not (T, H, W, 3) uint8/float.
@@ -336,7 +340,10 @@ def read_video(src, with_luma: bool = True) -> Video:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file
         raise EvalInputError(f"{what}: unreadable ({type(e).__name__}: {e})") from None
-    a = as_frames(a, what)
+    if src.kind in ("npy", "npz") or (src.kind == "hdf5" and luma is None):
+        a = as_frames(a, what, array_layout, value_range)
+    else:
+        a = as_frames(a, what)
     if luma is not None and luma.shape != a.shape[:3]:
         luma = None  # odd decoder output: fall back to RGB luma
     return Video(a, luma, src.kind)
@@ -349,8 +356,10 @@ class LazyVideos:
     raises :class:`EvalInputError` on access (the core counts it as unreadable).
     """
 
-    def __init__(self, sources: dict[str, Source]):
+    def __init__(self, sources: dict[str, Source], array_layout: str = "THWC",
+                 value_range=(0.0, 1.0)):  # fmt: skip
         self.sources = dict(sources)
+        self.array_layout, self.value_range = array_layout, value_range
 
     def __contains__(self, key) -> bool:
         return key in self.sources
@@ -365,7 +374,8 @@ class LazyVideos:
         return self.sources.keys()
 
     def __getitem__(self, key) -> Video:
-        return read_video(self.sources[key])
+        return read_video(self.sources[key], array_layout=self.array_layout,
+                          value_range=self.value_range)  # fmt: skip
 
     def kind(self, key) -> str:
         return self.sources[key].kind

@@ -71,6 +71,8 @@ def evaluate(
     frames: str = "full",
     protocol: str = "ours",
     split: str | None = None,
+    array_layout: str = "THWC",
+    value_range=(0.0, 1.0),
     progress: bool = False,
 ) -> dict:
     """Score generated videos against a truth dataset; write the report if ``out_dir``.
@@ -85,6 +87,7 @@ def evaluate(
       parse_preset: ``"auto"`` (exact for lossless frames, else lossy), ``"exact"``, ``"lossy"``.
       panel: which side-by-side panel is the generation (default the last).
       layout, frames, protocol, split: see :func:`evals.core.evaluate_arrays`.
+      array_layout, value_range: how npy/npz arrays are stored (``"TCHW"``, ``(-1, 1)``).
 
     Returns:
       The results dict written to ``results.json``.
@@ -98,7 +101,8 @@ def evaluate(
     truth = core.open_truth(truth_dir, split)
     sources = discover(gen_dir, list(truth.ids))
     ev = core.evaluate_videos(
-        LazyVideos(sources), truth, metrics=metrics, protocol=protocol,
+        LazyVideos(sources, array_layout, value_range), truth, metrics=metrics,
+        protocol=protocol,
         parse_preset=parse_preset, layout=layout, frames=frames, panel=panel,
         allow_missing=allow_missing, train=train_dir, label=str(gen_dir), progress=progress,
     )  # fmt: skip
@@ -179,6 +183,10 @@ def add_parser(subparsers) -> None:
                    "ones; paper31: the first T - 1 (the paper's sample files)")  # fmt: skip
     p.add_argument("--split", default=None, help="score one split of the truth only "
                    "(needed for paper-named files when the truth has several)")  # fmt: skip
+    p.add_argument("--array-layout", default="THWC", choices=list(inputs.ARRAY_LAYOUTS),
+                   help="axis order of npy/npz arrays (TCHW: PyTorch frames)")
+    p.add_argument("--value-range", default="0,1", metavar="LOW,HIGH",
+                   help="range of float npy/npz frames (default 0,1; e.g. -1,1)")
     p.add_argument("--allow-missing", action="store_true", help="score what can be scored")
     p.add_argument("--train", default=None, help="training dataset (for the cases metric)")
     p.add_argument("--parse", default="auto", choices=["auto", *parse.PARSE_PRESETS])
@@ -195,6 +203,10 @@ def run_evaluate(args) -> int:
     from evals import checks
 
     metrics = tuple(m for item in args.metrics for m in _metric_list(item))
+    try:
+        lo, hi = (float(x) for x in args.value_range.split(","))
+    except ValueError:
+        raise ValueError(f"--value-range expects LOW,HIGH, got {args.value_range!r}") from None
     r = evaluate(
         args.gen,
         args.truth,
@@ -208,6 +220,8 @@ def run_evaluate(args) -> int:
         frames=args.frames,
         protocol=args.protocol,
         split=args.split,
+        array_layout=args.array_layout,
+        value_range=(lo, hi),
         progress=not args.no_progress,
     )
     ve = r.get("velocity_error")

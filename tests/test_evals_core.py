@@ -87,6 +87,20 @@ def test_float_and_channels_first_input_score_like_uint8(truth, frames):
         evaluate_arrays(pm1, truth, metrics=FAST)
 
 
+def test_cli_reads_channels_first_float_files(truth, frames, tmp_path):
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for k, v in frames.items():  # what a PyTorch user saves: (T, C, H, W) in [-1, 1]
+        np.save(gen / f"{k}.npy", v.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+    got = _cli(gen, truth, tmp_path / "o", "--metrics", *FAST, "--array-layout", "TCHW",
+               "--value-range=-1,1")  # fmt: skip
+    ref = evaluate_arrays(frames, str(truth.path), metrics=FAST, label=str(gen))
+    assert got == ref
+    rc = cli.main(["evaluate", str(gen), "--truth", str(truth.path), "--out",
+                   str(tmp_path / "bad"), "--metrics", "laws", "--no-progress"])  # fmt: skip
+    assert rc == 2 and not (tmp_path / "bad").exists()
+
+
 def _shift(f):  # frame k shows the truth's k+1 (a pipeline that dropped frame 0)
     return np.concatenate([f[1:], f[-1:]])
 
