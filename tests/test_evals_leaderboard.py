@@ -50,6 +50,9 @@ def test_leaderboard_of_evaluation_folders(evals_dirs, capsys):
     assert "id/id" in md and "paper protocol" in md
     assert "not comparable" not in md
     assert (out / "speed.png").stat().st_size > 1000
+    # each folder's own report labels the paper protocol beside ours
+    own = (dirs[0] / "report.md").read_text()
+    assert "## Paper protocol" in own and "ours (above) is a different metric" in own
 
 
 def test_report_refuses_folders_that_are_not_evaluations(evals_dirs, capsys, tmp_path):
