@@ -190,8 +190,107 @@ def score_parabola(tracks, record) -> dict:
     return out
 
 
+def _window_velocity(v: np.ndarray, ok: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Mean of frame velocities ``v (T, 2)`` over frames ``lo <= k < hi`` where ``ok``."""
+    k = np.arange(len(v))
+    sel = ok & (k >= lo) & (k < hi)
+    return v[sel].mean(axis=0) if sel.any() else np.full(2, np.nan)
+
+
+def score_bounce(tracks, record, out: dict | None = None) -> dict:
+    """The first wall bounce of a video: restitution and reflection angle, parsed vs true.
+
+    The bouncing ball's velocity is averaged over the frames between the previous event
+    (or the conditioning frames) and the bounce, and between the bounce and the next event
+    (or the end); ``bounce_restitution`` = |v_out,n| / |v_in,n| along the wall normal,
+    ``bounce_angle`` = the angle of the outgoing velocity from the mirror image of the
+    incoming one (radians, 0 for a perfect reflection). ``*_error`` compares with the same
+    numbers measured on the truth; NaN when the video has no wall event.
+    """
+    out = {} if out is None else out
+    tr = record.trajectory
+    pairs = np.asarray(tr.event_pairs).reshape(-1, 2)
+    walls = np.flatnonzero(pairs[:, 1] < 0)
+    keys = ("bounce_restitution", "bounce_restitution_true", "bounce_restitution_error",
+            "bounce_angle", "bounce_angle_error")
+    if not walls.size:
+        return {**out, **{k: float("nan") for k in keys}}
+    w = int(walls[0])
+    ball, wall = int(pairs[w, 0]), int(pairs[w, 1])
+    axis = 0 if wall >= -2 else 1
+    kb = int(tr.event_frames[w])
+    prev = int(tr.event_frames[w - 1]) if w > 0 else 0
+    nxt = int(tr.event_frames[w + 1]) if w + 1 < len(pairs) else tr.n_frames
+    pos, filled = filled_positions(tracks, record)
+    v_hat = frame_velocities(pos)[:, ball]
+    v = frame_velocities(tr.positions)[:, ball]
+    ok = valid_frames(record)[:, ball]
+    ok_hat = ok & ~filled[:, ball] & np.concatenate([[False], ~filled[:-1, ball]])
+
+    def measure(vel, good):
+        # frame velocity k spans (k-1, k]: pre frames end at kb, post start at kb + 1
+        vin = _window_velocity(vel, good, max(prev + 1, record.n_cond), kb)
+        vout = _window_velocity(vel, good, kb + 1, nxt)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            e = abs(vout[axis]) / abs(vin[axis])
+        mirror = vin.copy()
+        mirror[axis] = -mirror[axis]
+        ang = np.arctan2(vout[1], vout[0]) - np.arctan2(mirror[1], mirror[0])
+        return float(e), float(abs((ang + np.pi) % (2 * np.pi) - np.pi))
+
+    e_hat, a_hat = measure(v_hat, ok_hat)
+    e_true, a_true = measure(v, ok)
+    out.update(bounce_restitution=e_hat, bounce_restitution_true=e_true,
+               bounce_restitution_error=abs(e_hat - e_true), bounce_angle=a_hat,
+               bounce_angle_error=abs(a_hat - a_true))
+    return out
+
+
+def score_composition_temporal(tracks, record) -> dict:
+    """Temporal composition: velocity error of every ball, the collision's scores
+    (:func:`score_collision`, when the video has a collision) and the first wall bounce's
+    (:func:`score_bounce`, when it has one), so that each event type's numbers can be read
+    on the composed videos against the videos that hold it alone (levels)."""
+    out, *_ = _velocity_part(tracks, record)
+    out["all_velocity_error"] = out["velocity_error"]
+    pairs = np.asarray(record.trajectory.event_pairs).reshape(-1, 2)
+    if record.objects.n > 1 and np.any(pairs[:, 1] >= 0):
+        c = score_collision(tracks, record)
+        out.update({k: v for k, v in c.items() if k.startswith(("post_", "pre_", "momentum",
+                                                                "energy", "collision"))})
+    return score_bounce(tracks, record, out)
+
+
+def score_composition_spatial(tracks, record) -> dict:
+    """Spatial composition: velocity error of every object, the moving one's and the
+    resting one's apart, and how far the resting one drifts from where it was given
+    (``static_drift``, world units, mean over generated frames where it is parsed)."""
+    out, pos, v_hat, v, valid = _velocity_part(tracks, record)
+    err = np.linalg.norm(v_hat - v, axis=-1)
+    moving = np.any(record.trajectory.velocities[0] != 0, axis=-1)
+    for name, sel in (("moving", moving), ("static", ~moving)):
+        cols = np.flatnonzero(sel)
+        out[f"{name}_velocity_error"] = _mean(err[:, cols][valid[:, cols]]) if cols.size \
+            else float("nan")
+    cols = np.flatnonzero(~moving)
+    if cols.size:
+        _, filled = filled_positions(tracks, record)
+        k = np.arange(len(pos)) >= record.n_cond
+        d = np.linalg.norm(pos[:, cols] - record.trajectory.positions[:1, cols], axis=-1)
+        out["static_drift"] = _mean(d[k[:, None] & ~filled[:, cols]])
+    else:
+        out["static_drift"] = float("nan")
+    return out
+
+
+_SCORERS_BY_NAME = {"composition_temporal": "composition_temporal",
+                    "composition_spatial": "composition_spatial"}
+
+
 def scorer_for(scenario: str) -> str:
     """The law scorer of a scenario name (attribute and other one-body scenes use uniform)."""
+    if scenario in _SCORERS_BY_NAME:
+        return _SCORERS_BY_NAME[scenario]
     for name in ("collision", "parabola"):
         if scenario.startswith(name):
             return name
@@ -201,7 +300,9 @@ def scorer_for(scenario: str) -> str:
 def score(tracks, record) -> dict:
     """Law scores of one parsed video against its truth record (dispatch on scenario)."""
     kind = scorer_for(record.scenario)
-    fn = {"uniform": score_uniform, "collision": score_collision, "parabola": score_parabola}
+    fn = {"uniform": score_uniform, "collision": score_collision, "parabola": score_parabola,
+          "composition_temporal": score_composition_temporal,
+          "composition_spatial": score_composition_spatial}
     out = fn[kind](tracks, record)
     out["scorer"] = kind
     return out

@@ -132,3 +132,64 @@ def test_a_composition_dataset_round_trips(tmp_path, temporal):
         assert got.positions.tobytes() == want.positions.tobytes()
         assert got.event_pairs.tolist() == want.event_pairs.tolist()
     assert ds.frames(0, resolution=32).shape == (32, 32, 32, 3)
+
+
+# --------------------------------------------------------------------------- law scores
+
+
+def _scores(rec, traj=None, res=64):
+    import dataclasses
+
+    from evals import laws, parse
+    from physim.render import render
+
+    shown = rec if traj is None else dataclasses.replace(rec, trajectory=traj)
+    frames = render(shown.trajectory, shown.objects, resolution=res)
+    return laws.score(parse.parse(frames, rec.objects.rgb, config="exact"), rec)
+
+
+def test_bounce_scores_read_the_restitution_of_the_rollout(temporal):
+    from physim import physics
+
+    rec = temporal.sample(0, "id", int(np.flatnonzero(
+        temporal.grid("id")[0] == temporal.level_names("id").index("bounce"))[20]))
+    truth = _scores(rec)
+    assert truth["scorer"] == "composition_temporal"
+    assert truth["bounce_restitution"] == pytest.approx(1.0, abs=0.03)
+    assert truth["bounce_angle"] < 0.05 and truth["bounce_restitution_error"] < 0.03
+    tr = rec.trajectory
+    # negative controls from the same initial state: a half-elastic wall, and no wall
+    half = physics.simulate(rec.objects, tr.positions[0], tr.velocities[0], walls=True,
+                            wall_restitution=0.5)
+    got = _scores(rec, half)
+    assert got["bounce_restitution"] == pytest.approx(0.5, abs=0.05)
+    assert got["bounce_restitution_error"] == pytest.approx(0.5, abs=0.05)
+    through = physics.simulate(rec.objects, tr.positions[0], tr.velocities[0])
+    assert _scores(rec, through)["bounce_restitution_error"] > 0.5
+
+
+def test_composed_videos_score_both_events(temporal):
+    rec = temporal.sample(0, "ood", 30)
+    s = _scores(rec)
+    assert s["post_velocity_error"] < 0.05 and s["momentum_error"] < 0.05
+    assert s["bounce_restitution"] == pytest.approx(1.0, abs=0.05)
+    collision_only = temporal.sample(0, "id", 0)
+    s = _scores(collision_only)
+    assert np.isnan(s["bounce_restitution"]) and s["energy_error"] < 0.05
+
+
+def test_spatial_scores_catch_a_drifting_or_vanished_static_ball(spatial):
+    import dataclasses
+
+    rec = spatial.sample(0, "ood", 17)
+    ok = _scores(rec)
+    assert ok["static_drift"] < 0.02 and ok["moving_velocity_error"] < 0.05
+    assert ok["found_all"] == 1.0
+    tr = rec.trajectory
+    drift = tr.positions.copy()
+    drift[:, 1, 0] += 0.5 * tr.times  # the resting ball creeps right
+    moved = _scores(rec, dataclasses.replace(tr, positions=drift))
+    assert moved["static_drift"] > 0.3 and moved["static_velocity_error"] > 0.3
+    gone = tr.positions.copy()
+    gone[rec.n_cond:, 1] = (-50.0, -50.0)  # the resting ball vanishes
+    assert _scores(rec, dataclasses.replace(tr, positions=gone))["found_all"] == 0.0
