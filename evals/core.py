@@ -152,6 +152,8 @@ def evaluate_videos(
     metrics = check_options(metrics, protocol, parse_preset, layout, frames, train)
     if layout == "video" and panel != -1:
         raise ValueError("--panel needs --layout side-by-side")
+    if not (hasattr(videos, "keys") and hasattr(videos, "__getitem__")):
+        raise ValueError(f"videos must be a mapping id -> frames, got {type(videos).__name__}")
     truth_ds = open_truth(truth, split)
     truth_ids = list(truth_ds.ids)
     names = list(videos.keys())

@@ -143,6 +143,8 @@ def test_nothing_scorable_says_why(truth, frames, tmp_path):
     with pytest.raises(ValueError, match=r"no generated video could be scored: .*not in the truth"):
         evaluate_arrays({"elsewhere-1": frames[truth.ids[0]]}, truth, metrics=FAST,
                         allow_missing=True)  # fmt: skip
+    with pytest.raises(ValueError, match="mapping id -> frames"):
+        evaluate_arrays(list(frames.values()), truth, metrics=FAST)
     # 31 frames: the error names --frames paper31.
     with pytest.raises(ValueError, match="--frames paper31"):
         evaluate_arrays({k: v[:31] for k, v in frames.items()}, truth, metrics=FAST)
