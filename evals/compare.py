@@ -31,7 +31,16 @@ from physim import world
 REFERENCES = ("truth", "copy-last")
 # Per-scenario law scores carried into comparison.csv (means from results.json).
 LAW_COLUMNS = ("found_all", "momentum_error", "energy_error", "accel_hat_y", "accel_true_y",
-               "accel_error")
+               "accel_error", "post_velocity_error", "bounce_restitution",
+               "bounce_restitution_error", "bounce_angle_error", "moving_velocity_error",
+               "static_velocity_error", "static_drift")
+# Per-event columns of the composition report, per scenario (evals.laws composition_*).
+COMPOSITION_COLUMNS = {
+    "composition_temporal": ("post_velocity_error", "momentum_error", "energy_error",
+                             "bounce_restitution", "bounce_restitution_error",
+                             "bounce_angle_error"),
+    "composition_spatial": ("moving_velocity_error", "static_velocity_error", "static_drift"),
+}
 
 
 def _read_json(p: Path):
@@ -275,6 +284,35 @@ def section_combinatorial(rows, run) -> str:
             "(`--metrics fvd`).\n\n" + _table(head, body) + "\n")
 
 
+def section_composition(rows, run) -> str:
+    """Per composition cell and level (each event alone, then composed): the per-event law
+    scores beside truth and copy-last, and the paper's statement."""
+    out = []
+    for sc, cols in COMPOSITION_COLUMNS.items():
+        e = f"{sc}-eval"
+        who = [r for r in _get(rows, run=run, eval=e, group="all")]
+        if not who:
+            continue
+        groups = sorted({r["group"] for r in _get(rows, run=run, eval=e) if "/" in r["group"]},
+                        key=lambda g: (g.startswith("ood"), g))
+        body = []
+        for r in who:
+            name = r["cell"] if r["kind"] == "model" else f"**{r['model_or_ref']}**"
+            for g in groups:
+                got = _get(rows, run=run, model_or_ref=r["model_or_ref"], eval=e, group=g)
+                if got:
+                    x = got[0]
+                    body.append([name, g, x["n"], x["velocity_error"], x.get("found_all"),
+                                 x["abnormal"], *[x.get(c) for c in cols]])
+        out.append(f"#### {sc}\n\n" + _table(["model / reference", "split/level", "n",
+                                                "velocity error", "all found", "abnormal",
+                                                *cols], body) + "\n")
+    if not out:
+        return ""
+    return ("### Composition: each event alone (id) and composed (ood)\n\n"
+            f"Paper: {paper.COMPOSITION}\n\n" + "\n".join(out))
+
+
 def section_caselike(rows, run) -> str:
     """Per learned cell and split/level: is the rollout closer to the knn case than to the
     truth (``evals.caselike``)? Empty when no cell has a retrieved case."""
@@ -431,6 +469,8 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
         if p["experiment"] in ("memorization", "quickstart"):
             md.append(section_velocity(run, p, "Generated velocity", paper.MEMORIZATION
                                        if p["experiment"] == "memorization" else "—"))
+        if p["experiment"] == "composition":
+            md.append(section_composition(rows, run))
         if p["experiment"] != "combinatorial":
             md.append(section_caselike(rows, run))
             md.append(section_levels(rows, run))

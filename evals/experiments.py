@@ -185,6 +185,14 @@ def _combinatorial(scale, scenarios):
     return out
 
 
+def _composition(scale, scenarios):
+    # Train on the event types alone (level a / b of the train split), test on each alone
+    # (id) and composed (ood); per-event law scores per level (evals.laws composition_*).
+    return [Cell(sc, sc, scale.default_model, "attr",
+                 (EvalSet(f"{sc}-eval", sc, ("id", "ood"), (), ("laws", "abnormal")),),
+                 tags=(("study", sc.split("_")[1]),)) for sc in scenarios]
+
+
 # The quickstart's model: one preset trained on each basic scenario's endless stream; the
 # shipped checkpoints (models/checkpoints/index.json) are these runs.
 QUICKSTART_MODEL = ModelSpec("dit-tiny")
@@ -208,6 +216,9 @@ EXPERIMENTS: dict[str, Experiment] = {
                                _memorization, ("uniform",), "memorization"),
     "attributes": Experiment("attributes", "Pairwise attribute priority (paper §5.3)",
                              _attributes, ATTRIBUTE_PAIRS, "attributes"),
+    "composition": Experiment("composition", "Spatial and temporal composition (paper §5.4)",
+                              _composition, ("composition_temporal", "composition_spatial"),
+                              "composition"),
     "combinatorial": Experiment("combinatorial", "Combinatorial: 6/30/60 templates (Table 2)",
                                 _combinatorial, ("combinatorial",), "combinatorial", n_cond=1,
                                 # the paper trains these at 256 px; scene checks need >= 64 px

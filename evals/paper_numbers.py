@@ -44,6 +44,10 @@ MEMORIZATION = ("Train v in [2.5, 4.0], test v in [1.0, 2.5]. Without flip the m
                 "only positive velocities biased toward high speed; with flip it sometimes "
                 "reverses direction (the nearest training case is a flipped video).")
 
+COMPOSITION = ("Spatial and temporal composition of disjoint events works, e.g. a moving "
+               "square + a static ball, or a collision + a wall bounce (§5.4). Failure mode: "
+               "a red ball vanishes when it is absent from the training bounce cases.")
+
 # §2 Table 2 (in-template / out-of-template), 1 conditioning frame.
 COMBINATORIAL = {
     ("XL", 6): {"fvd": (18.2, 22.1), "ssim": (.973, .943), "psnr": (32.8, 25.5),

@@ -193,3 +193,22 @@ def test_spatial_scores_catch_a_drifting_or_vanished_static_ball(spatial):
     gone = tr.positions.copy()
     gone[rec.n_cond:, 1] = (-50.0, -50.0)  # the resting ball vanishes
     assert _scores(rec, dataclasses.replace(tr, positions=gone))["found_all"] == 0.0
+
+
+def test_composition_experiment_reports_each_event_alone_and_composed(tmp_path):
+    from evals import compare
+    from evals import pipeline as pl
+
+    p = pl.plan("composition", "micro", tmp_path / "run", n_eval=4)
+    assert {c.scenario for c in p.cells} == {"composition_temporal", "composition_spatial"}
+    pl.run_plan(p, log=lambda m: None, only=("generate", "baseline", "evaluate"), cells=False)
+    rows = compare.collect(p.run_dir)
+    truth = compare._get(rows, model_or_ref="truth", eval="composition_temporal-eval",
+                         group="ood/composed")
+    assert truth and truth[0]["bounce_restitution"] > 0.9  # the truth bounces elastically
+    frozen = compare._get(rows, model_or_ref="copy-last", eval="composition_temporal-eval",
+                          group="ood/composed")
+    assert frozen[0]["velocity_error"] > 10 * truth[0]["velocity_error"]
+    md = compare.build_report([p.run_dir], tmp_path / "rep", gifs=False).read_text()
+    assert "Composition: each event alone" in md and "id/bounce" in md and "ood/composed" in md
+    assert "static_drift" in md

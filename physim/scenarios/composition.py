@@ -83,6 +83,10 @@ class _Composition:
     def _accept(self, kind: str, traj) -> bool:
         return True
 
+    def _derived(self, kind: str, traj) -> dict:
+        """Parameters read off the simulated video (recorded beside the drawn ones)."""
+        return {}
+
     # -- machinery ---------------------------------------------------------------------
     def check_split(self, split: str) -> None:
         if split not in self.splits:
@@ -131,6 +135,7 @@ class _Composition:
             traj = physics.simulate(objects, pos0, vel0, walls=walls, n_frames=self.n_frames,
                                     dt=self.dt)
             if self._accept(kind, traj):
+                params = {**params, **self._derived(kind, traj)}
                 return Record(id=f"{self.name}-{split}-{index:07d}", scenario=self.name,
                               split=split, level=kind, seed=int(seed),
                               params={k: float(v) for k, v in params.items()},
@@ -309,6 +314,11 @@ class TemporalComposition(_Composition):
             xc2 = xc1 + r1 + r2
         pos0 = np.array([[xc1 - v1 * tc, y], [xc2 + v2 * tc, y]])
         return objects, pos0, vel0, True
+
+    def _derived(self, kind, traj):
+        """``bouncer``: the ball of the first wall bounce (0: ball 1, 1: ball 2), if any."""
+        walls = np.flatnonzero(traj.event_pairs[:, 1] < 0)
+        return {"bouncer": float(traj.event_pairs[walls[0], 0])} if walls.size else {}
 
     def _accept(self, kind, traj):
         pairs = traj.event_pairs
