@@ -313,6 +313,46 @@ def section_composition(rows, run) -> str:
             f"Paper: {paper.COMPOSITION}\n\n" + "\n".join(out))
 
 
+def section_ambiguity(run, plan) -> str:
+    """Outcome accuracy per |margin| bin: each cell and reference from its rollouts, and
+    the truth's conditioning frames (what a perfect reader of the given frames gets)."""
+    from evals.ambiguity import accuracy_by_margin
+
+    run = Path(run)
+    sources = [(c["name"], run / "cells" / c["name"] / "eval" / "ambiguity-eval")
+               for c in plan["cells"]]
+    sources += [(f"**{k}**", run / "baselines" / k / "ambiguity-eval" / "eval")
+                for k in REFERENCES]
+    body = []
+    for who, d in sources:
+        pv = _read_csv(d / "per_video.csv")
+        if not pv:
+            continue
+        for kind in ("pass", "edge"):
+            sel = [r for r in pv if r["level"].startswith(kind)]
+            if not sel:
+                continue
+            m = [_num(r.get("param_margin")) or 0.0 for r in sel]
+            for col, label in (("outcome_correct", "rollout"), ("cond_correct", "given frames")):
+                if label == "given frames" and who != "**truth**":
+                    continue
+                acc = accuracy_by_margin(m, [_num(r.get(col)) if _num(r.get(col)) is not None
+                                             else np.nan for r in sel])
+                body.append([who, kind, label, {a["lo"]: a for a in acc}])
+    if not body:
+        return ""
+    edges = sorted({lo for r in body for lo in r[3]})
+    hi = {lo: a["hi"] for r in body for lo, a in r[3].items()}
+    bins = [f"{lo:g}–{hi[lo]:g}" for lo in edges]
+    body = [[*r[:3], *[f"{r[3][lo]['accuracy']:.2f} ({r[3][lo]['n']})" if lo in r[3] else "—"
+                       for lo in edges]] for r in body]
+    return ("### Outcome accuracy against the margin |m| (world units)\n\n"
+            f"Paper: {paper.AMBIGUITY} *given frames*: the outcome predicted from the parsed "
+            "conditioning frames of the truth (`evals.ambiguity`), i.e. whether the pixels "
+            "decide it at this resolution. Cells: accuracy (videos).\n\n"
+            + _table(["model / reference", "kind", "read from", *(bins or [])], body) + "\n")
+
+
 def section_caselike(rows, run) -> str:
     """Per learned cell and split/level: is the rollout closer to the knn case than to the
     truth (``evals.caselike``)? Empty when no cell has a retrieved case."""
@@ -471,6 +511,8 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
                                        if p["experiment"] == "memorization" else "—"))
         if p["experiment"] == "composition":
             md.append(section_composition(rows, run))
+        if p["experiment"] == "ambiguity":
+            md.append(section_ambiguity(run, p))
         if p["experiment"] != "combinatorial":
             md.append(section_caselike(rows, run))
             md.append(section_levels(rows, run))

@@ -193,6 +193,14 @@ def _composition(scale, scenarios):
                  tags=(("study", sc.split("_")[1]),)) for sc in scenarios]
 
 
+def _ambiguity(scale, scenarios):
+    # Outcome accuracy against the sub-pixel margin (evals.ambiguity): clear margins (id)
+    # and log-spaced fine ones (ood), both event types.
+    return [Cell("ambiguity", "ambiguity", scale.default_model, "attr",
+                 (EvalSet("ambiguity-eval", "ambiguity", ("id", "ood"), (), ("laws",)),),
+                 tags=(("study", "ambiguity"),))]
+
+
 # The quickstart's model: one preset trained on each basic scenario's endless stream; the
 # shipped checkpoints (models/checkpoints/index.json) are these runs.
 QUICKSTART_MODEL = ModelSpec("dit-tiny")
@@ -219,6 +227,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     "composition": Experiment("composition", "Spatial and temporal composition (paper §5.4)",
                               _composition, ("composition_temporal", "composition_spatial"),
                               "composition"),
+    "ambiguity": Experiment("ambiguity", "Visual ambiguity: sub-pixel margins (paper §5.5)",
+                            _ambiguity, ("ambiguity",), "ambiguity"),
     "combinatorial": Experiment("combinatorial", "Combinatorial: 6/30/60 templates (Table 2)",
                                 _combinatorial, ("combinatorial",), "combinatorial", n_cond=1,
                                 # the paper trains these at 256 px; scene checks need >= 64 px

@@ -283,8 +283,18 @@ def score_composition_spatial(tracks, record) -> dict:
     return out
 
 
+def score_ambiguity(tracks, record) -> dict:
+    """Ambiguity: velocity error of both balls and the outcome read from the rollout and
+    from the conditioning frames against the true one (:func:`evals.ambiguity.score`)."""
+    from evals import ambiguity
+
+    out, *_ = _velocity_part(tracks, record)
+    out.update(ambiguity.score(tracks, record))
+    return out
+
+
 _SCORERS_BY_NAME = {"composition_temporal": "composition_temporal",
-                    "composition_spatial": "composition_spatial"}
+                    "composition_spatial": "composition_spatial", "ambiguity": "ambiguity"}
 
 
 def scorer_for(scenario: str) -> str:
@@ -302,7 +312,7 @@ def score(tracks, record) -> dict:
     kind = scorer_for(record.scenario)
     fn = {"uniform": score_uniform, "collision": score_collision, "parabola": score_parabola,
           "composition_temporal": score_composition_temporal,
-          "composition_spatial": score_composition_spatial}
+          "composition_spatial": score_composition_spatial, "ambiguity": score_ambiguity}
     out = fn[kind](tracks, record)
     out["scorer"] = kind
     return out

@@ -48,6 +48,10 @@ COMPOSITION = ("Spatial and temporal composition of disjoint events works, e.g. 
                "square + a static ball, or a collision + a wall bounce (§5.4). Failure mode: "
                "a red ball vanishes when it is absent from the training bounce cases.")
 
+AMBIGUITY = ("Pixel-level gap and position differences give plausible but wrong outcomes "
+             "(§5.5; gaps stepped by 0.0005, block positions by 1e-4 of the scene, '1 pixel "
+             "is about 0.026 radius at 256²').")
+
 # §2 Table 2 (in-template / out-of-template), 1 conditioning frame.
 COMBINATORIAL = {
     ("XL", 6): {"fvd": (18.2, 22.1), "ssim": (.973, .943), "psnr": (32.8, 25.5),

@@ -26,6 +26,7 @@ _LAZY = {
     "collision_holdout": "physim.scenarios.holdout",
     "composition_temporal": "physim.scenarios.composition",
     "composition_spatial": "physim.scenarios.composition",
+    "ambiguity": "physim.scenarios.ambiguity",
 }
 
 

@@ -48,8 +48,12 @@ def _u(seed: int, index: int, stream: int, attempt: int, lo=0.0, hi=1.0) -> floa
 
 
 @dataclasses.dataclass(frozen=True)
-class _Composition:
-    """What both composition scenarios share: splits, grids of rows, sampling."""
+class EventScenario:
+    """A record scenario built from designed events (composition, ambiguity): splits, grids
+    of parameter rows per level, random training draws, placement retries, exact
+    simulation. Subclasses set ``name`` and ``kinds`` (the two id/train levels, then the
+    ood level) and define ``_grid_rows``, ``_draw`` and ``_build`` (and optionally
+    ``_accept`` / ``_derived``)."""
 
     name: ClassVar[str] = "composition"
     n_frames: int = world.N_FRAMES
@@ -77,7 +81,8 @@ class _Composition:
         raise NotImplementedError
 
     def _build(self, kind, params, seed, index, attempt):
-        """(objects, pos0 (N,2), vel0 (N,2), walls) or None when this attempt fails."""
+        """(objects, pos0 (N,2), vel0 (N,2), walls) or None when this attempt fails; a
+        dict of :func:`physim.physics.simulate` keywords may stand in for ``walls``."""
         raise NotImplementedError
 
     def _accept(self, kind: str, traj) -> bool:
@@ -131,9 +136,10 @@ class _Composition:
             built = self._build(kind, params, seed, index, attempt)
             if built is None:
                 continue
-            objects, pos0, vel0, walls = built
-            traj = physics.simulate(objects, pos0, vel0, walls=walls, n_frames=self.n_frames,
-                                    dt=self.dt)
+            objects, pos0, vel0, sim = built
+            sim = sim if isinstance(sim, dict) else {"walls": bool(sim)}
+            traj = physics.simulate(objects, pos0, vel0, n_frames=self.n_frames, dt=self.dt,
+                                    **sim)
             if self._accept(kind, traj):
                 params = {**params, **self._derived(kind, traj)}
                 return Record(id=f"{self.name}-{split}-{index:07d}", scenario=self.name,
@@ -151,7 +157,7 @@ def _elastic_1d(m1, m2, a, b):
 
 
 @dataclasses.dataclass(frozen=True)
-class TemporalComposition(_Composition):
+class TemporalComposition(EventScenario):
     """A collision, then a wall bounce (see the module docstring).
 
     Attributes:
@@ -335,7 +341,7 @@ class TemporalComposition(_Composition):
 
 
 @dataclasses.dataclass(frozen=True)
-class SpatialComposition(_Composition):
+class SpatialComposition(EventScenario):
     """A moving square and a ball at rest, alone in training, together at test.
 
     Attributes:
