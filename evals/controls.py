@@ -398,9 +398,13 @@ def confusion(rows: list[dict]) -> dict:
     checks = {}
     for ch in judge.CHECKS + ("friction",):
         named = [r for r in neg if ch in EXPECTED.get(r["family"], ())]
+        by_fam: dict[str, list[bool]] = {}
+        for r in named:
+            by_fam.setdefault(r["family"], []).append(ch in r["causes"])
         checks[ch] = {
             "tpr": float(np.mean([ch in r["causes"] for r in named])) if named else None,
             "n_neg": len(named),
+            "tpr_by_family": {f: float(np.mean(v)) for f, v in by_fam.items()},
             "fpr": float(np.mean([ch in r["causes"] for r in pos])) if pos else None,
             "n_pos": len(pos),
         }
@@ -434,12 +438,12 @@ def confusion_markdown(result: dict) -> str:
         kind = "positive" if s["positive"] else "negative"
         lines.append(f"| {fam} | {kind} | {s['n']} | {_pct(s['implausible'])} | "
                      f"{_pct(s['named'])} | {_pct(s['unfaithful'])} | {causes} |")  # fmt: skip
-    lines += ["", "| check | TPR (negatives it names) | n | FPR (positives) | n |",
-              "|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines += ["", "| check | FPR (positives) | n | TPR on the negatives it names (per family) |",
+              "|---|---:|---:|---|"]  # fmt: skip
     for ch, s in tab["checks"].items():
         if s["n_neg"] or (s["fpr"] or 0) > 0:
-            lines.append(f"| {ch} | {_pct(s['tpr'])} | {s['n_neg']} | {_pct(s['fpr'])} | "
-                         f"{s['n_pos']} |")  # fmt: skip
+            tpr = ", ".join(f"{f} {_pct(v)}" for f, v in s["tpr_by_family"].items()) or "–"
+            lines.append(f"| {ch} | {_pct(s['fpr'])} | {s['n_pos']} | {tpr} |")
     o = tab["overall"]
     lines += ["", f"Overall: positives flagged implausible {_pct(o['fpr'])} of {o['n_pos']}; "
               f"negatives flagged {_pct(o['tpr'])} of {o['n_neg']} (by the named check "

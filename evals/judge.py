@@ -154,7 +154,9 @@ class JudgeConfig:
         nothing must have fallen ``g t²/2`` within ``free_fall_slack`` of it plus ``tol``.
       jump_neighbour, scene_jump: a body of a colour of its own teleports when one frame's
         step exceeds ``jump_neighbour`` times its neighbouring steps plus ``scene_jump``.
-      rise_tol: a body at rest that rises more than this in one frame moves spontaneously.
+      rise_tol: a body at rest that rises more than this in one frame moves spontaneously,
+        unless another body moving at ``push`` times its new speed touched it just before
+        (``push`` also excuses launches).
       link_area: blobs of consecutive frames are one body when log areas differ by less.
     """
 
@@ -196,6 +198,7 @@ class JudgeConfig:
     jump_neighbour: float = 3.0
     scene_jump: float = 0.5
     rise_tol: float = 0.08
+    push: float = 0.3
     link_area: float = 0.25
 
 
@@ -779,15 +782,15 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
         # Launches: leaving a contact upward faster than restitution returns what came in
         # (a reversed inelastic impact), unless something moving next to it pushed it.
         sp = step[:, m] / laws.dt  # (T-1,) units/s
-        for a, b in _runs(free[:, m]):
-            if a <= c + 1 or g_abs == 0 or not np.all(pres[a - 2 : a + 1, m]):
+        for k in range(max(c + 1, 3), n_t - 1):
+            if g_abs == 0 or not np.all(pres[k - 3 : k + 2, m]):
                 continue
-            f1 = np.arange(a, min(b, a + cfg.fit_frames - 1) + 1)
-            _, v1, _, _ = fit_motion(t[f1], cen[f1, m], t[a], g)
-            v_up = float(-(v1 @ g) / g_abs)
-            v_in = float(np.nanmax(sp[max(a - 4, 0) : a]))
+            # Upward speed at the start of interval k -> k+1 (gravity slows it inside).
+            v_up = float(-((cen[k + 1, m] - cen[k, m]) @ g) / g_abs) / laws.dt
+            v_up += 0.5 * g_abs * laws.dt
+            v_in = float(np.max(sp[k - 3 : k]))
             if v_up > cfg.min_launch and v_up > (laws.restitution + cfg.energy_tol) * v_in + \
-                    cfg.launch_tol and not _moving_near(tracks, m, a - 1, cfg):
+                    cfg.launch_tol and not _pushed(tracks, m, k - 3, k + 1, cfg.push * v_up):
                 energy = True
                 launch = max(launch, v_up - v_in)
         # From rest: nothing moves up at first, nothing falls faster than free fall, and a
@@ -810,7 +813,8 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
             if not (rest[k - 2, m] and rest[k - 1, m] and both[k, m]):
                 continue
             rise = float(-((cen[k + 1, m] - cen[k, m]) @ g) / max(g_abs, 1e-12))
-            if rise > cfg.rise_tol and not _moving_near(tracks, m, k, cfg):
+            if rise > cfg.rise_tol and not _pushed(tracks, m, k - 1, k + 1,
+                                                   cfg.push * rise / laws.dt):
                 spont = True
     # Teleports of a colour only one body has (its colour centroid is that body's).
     jump_max = 0.0
@@ -841,25 +845,24 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     return _verdict(ck, SCENE_CHECKS, st)
 
 
-def _moving_near(tracks: SceneTracks, m: int, k: int, cfg: JudgeConfig) -> bool:
-    """Whether another chain that moves between frames k and k+1 (or starts or ends there:
-    blobs merging and splitting) is within touching distance of chain m at frame k, so it
-    could have pushed it: centroid distance below 2.5 times the sum of their
-    area-equivalent radii plus half a unit."""
+def _pushed(tracks: SceneTracks, m: int, k0: int, k1: int, v_need: float) -> bool:
+    """Whether another chain, moving at ``v_need`` units/s or faster over some interval
+    ``k -> k+1`` with ``k0 <= k < k1`` (before chain m's own motion), was within touching
+    distance of chain m then (centroid distance below 2.5 times the sum of their
+    area-equivalent radii plus half a unit), so it could have pushed it."""
     px = world.WORLD_SIZE / tracks.resolution
     cen, pres = tracks.centroid, tracks.present
-    r = np.sqrt(np.nan_to_num(tracks.area[k : k + 2]) / np.pi).max(axis=0) * px  # (M,) units
-    here = cen[k, m]
-    for o in range(cen.shape[1]):
-        if o == m or not (pres[k, o] or pres[k + 1, o]):
+    dt = world.FRAME_DT
+    for k in range(max(k0, 0), min(k1, cen.shape[0] - 1)):
+        if not pres[k + 1, m]:
             continue
-        at = cen[k, o] if pres[k, o] else cen[k + 1, o]
-        if np.linalg.norm(at - here) >= 2.5 * (r[o] + r[m]) + 0.5:
-            continue
-        if not (pres[k, o] and pres[k + 1, o]):
-            return True
-        if np.linalg.norm(cen[k + 1, o] - cen[k, o]) > cfg.rest_tol:
-            return True
+        r = np.sqrt(np.nan_to_num(tracks.area[k + 1]) / np.pi) * px  # (M,) units
+        for o in range(cen.shape[1]):
+            if o == m or not (pres[k, o] and pres[k + 1, o]):
+                continue
+            near = np.linalg.norm(cen[k + 1, o] - cen[k + 1, m]) < 2.5 * (r[o] + r[m]) + 0.5
+            if near and np.linalg.norm(cen[k + 1, o] - cen[k, o]) / dt >= v_need:
+                return True
     return False
 
 
