@@ -8,6 +8,7 @@
     physim preview data/uniform --index 3 [--grid]
     physim export data/uniform --format mp4 --out videos/ --resolution 128
     physim evaluate ... | physim train ... | physim sample ...   (when those packages exist)
+    physim encode --preset dit-s --set vae_workdir=runs/vae --data data/uniform --out latents/u
 
 Bad input (unknown scenario or key, N <= 0, an unwritable or foreign output folder, a
 corrupt shard, an unknown manifest version) prints ``physim: error: ...`` and exits 2
@@ -24,7 +25,7 @@ from pathlib import Path
 
 # Subcommands other packages provide: name -> module with add_parser(subparsers).
 EXTERNAL = {"evaluate": "evals.run", "train": "models.train", "sample": "models.sample",
-            "report": "evals.compare"}
+            "report": "evals.compare", "encode": "models.data"}
 
 
 def parse_value(text: str):
