@@ -20,6 +20,7 @@ The trainer also takes any iterator of uint8 (B, T, R, R, 3) batches (or dicts w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -271,7 +272,9 @@ class LatentSource:
 
 
 def _cache_key(cfg: Config) -> dict:
-    v = dict(__import__("dataclasses").asdict(cfg.vae))
+    """What a cache's latents depend on besides the weights: VAE config (not its compute
+    dtype), resolution, frames and conditioning frames."""
+    v = dataclasses.asdict(cfg.vae)
     v.pop("dtype")
     d = cfg.data
     return {"vae": v, "resolution": d.resolution, "frames": d.frames, "n_cond": d.n_cond}
@@ -279,8 +282,8 @@ def _cache_key(cfg: Config) -> dict:
 
 def check_cache(manifest: dict | None, cfg: Config) -> None:
     """``ValueError`` unless a latent cache fits ``cfg``: a latent DiT with the cache's VAE
-    config, resolution, frames and conditioning frames, clips from the start, and (if
-    ``cfg.vae_workdir`` is set) that VAE at the step the cache was encoded with."""
+    config, resolution, frames and conditioning frames, clips from the start, and its
+    ``vae_workdir`` at the step the cache was encoded with."""
     if manifest is None:
         raise ValueError("cached latents need a LatentSource (its manifest)")
     if cfg.model != "dit" or not cfg.latent:
@@ -292,14 +295,16 @@ def check_cache(manifest: dict | None, cfg: Config) -> None:
                          f"(cache {[have.get(k) for k in diff]}, run {[want[k] for k in diff]})")
     if cfg.data.clip != "start":
         raise ValueError("a latent cache holds clips from the start: data.clip must be 'start'")
-    if cfg.vae_workdir:
-        from models import checkpoint
+    if not cfg.vae_workdir:
+        raise ValueError("a latent DiT trained from a cache still needs vae_workdir= (its "
+                         "samples are decoded by that VAE)")
+    from models import checkpoint
 
-        _, step = checkpoint.read_meta(cfg.vae_workdir)
-        if step != manifest["vae_step"]:
-            raise ValueError(f"latent cache was encoded with {manifest['vae_workdir']} step "
-                             f"{manifest['vae_step']}; vae_workdir={cfg.vae_workdir} is at "
-                             f"step {step}")
+    _, step = checkpoint.read_meta(cfg.vae_workdir)
+    if step != manifest["vae_step"]:
+        raise ValueError(f"latent cache was encoded with {manifest['vae_workdir']} step "
+                         f"{manifest['vae_step']}; vae_workdir={cfg.vae_workdir} is at step "
+                         f"{step}")
 
 
 def encode(cfg: Config, source, out: str, *, n: int | None = None, batch: int = 16,
@@ -368,7 +373,8 @@ def encode(cfg: Config, source, out: str, *, n: int | None = None, batch: int = 
         meta, step = checkpoint.read_meta(cfg.vae_workdir)
         manifest = {"kind": CACHE_KIND, "version": 1, "key": _cache_key(cfg), "n": n,
                     "shard_size": shard_size, "shape": [2, 2, *cfg.diffusion_shape],
-                    "dtype": "float32", "vae_workdir": os.path.abspath(cfg.vae_workdir),
+                    "dtype": "float32", "vae_dtype": cfg.vae.dtype,
+                    "vae_workdir": os.path.abspath(cfg.vae_workdir),
                     "vae_step": step, "source": source_name, "encode_batch": batch,
                     "shards": shards}
         with open(os.path.join(tmp, "manifest.json"), "w") as f:

@@ -219,6 +219,15 @@ def global_scalar(value, sharding, dtype=jnp.int32):
     return jax.make_array_from_callback((), sharding, lambda _: v)
 
 
+def _tables(make_rest, sharding):
+    """The non-trainable state ``make_rest()`` of a model (RoPE tables...), replicated;
+    nothing is compiled when there is none."""
+    abstract = jax.eval_shape(make_rest)
+    if not jax.tree.leaves(abstract):
+        return abstract
+    return jax.jit(make_rest, out_shardings=sharding)()
+
+
 def init_state(cfg: configs.Config, tx, mesh, fresh: bool = True):
     """``(state, abstract_state, (graphdef, template, rest))`` of a new run of ``cfg``.
 
@@ -241,7 +250,7 @@ def init_state(cfg: configs.Config, tx, mesh, fresh: bool = True):
     if fresh:
         state, rest = jax.jit(init, out_shardings=(shardings, repl))()
     else:  # the tables (RoPE, positions) only; XLA drops the unused initialisation
-        state, rest = None, jax.jit(lambda: init()[1], out_shardings=repl)()
+        state, rest = None, _tables(lambda: init()[1], repl)
     return state, with_shardings(abstract, shardings), (graphdef, template, rest)
 
 
@@ -397,7 +406,7 @@ def load_frozen_vae(cfg: configs.Config, calib_batch, scale: float | None = None
         return (g, t, r), {"vae": params, "scale": jnp.asarray(scale, jnp.float32)}
     repl = NamedSharding(mesh, P())
     g, like, _, t = split_params(build_model(vcfg, abstract=True))
-    r = jax.jit(lambda: split_params(build_model(vcfg))[2], out_shardings=repl)()
+    r = _tables(lambda: split_params(build_model(vcfg))[2], repl)
     like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), like)
     params, _ = checkpoint.load_weights(cfg.vae_workdir, like)
     if scale is None:
@@ -539,7 +548,10 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
     latent_scale = float(frozen["scale"]) if frozen else None
     loss = make_loss(cfg, graphdef, template, rest, vae_parts, cached=cached)
     micro = NamedSharding(mesh, P(None, BATCH_AXES))
-    step_fn = jax.jit(make_step(loss, tx, schedule, tc, micro), donate_argnums=(0,))
+    # The new state keeps the sharding of the old: the AOT-compiled step takes it back.
+    out_sh = (dict(jax.tree.map(lambda a: a.sharding, abstract), step=repl), repl)
+    step_fn = jax.jit(make_step(loss, tx, schedule, tc, micro), donate_argnums=(0,),
+                      out_shardings=out_sh)
 
     end = min(stop_at or tc.steps, tc.steps)
     metrics_path = wd / "metrics.jsonl"
@@ -634,14 +646,14 @@ def dry_run(cfg: configs.Config, cached: bool = False) -> dict:
     abstract, rest = jax.eval_shape(init)
     state = dict(with_shardings(abstract, state_shardings(mesh, abstract)),
                  step=jax.ShapeDtypeStruct((), jnp.int32, sharding=repl))
-    rest = jax.jit(lambda: init()[1], out_shardings=repl)()
+    rest = _tables(lambda: init()[1], repl)
     vae_parts, frozen = None, None
     if cfg.model == "dit" and cfg.latent:
         frozen = {"scale": jax.ShapeDtypeStruct((), jnp.float32, sharding=repl)}
         if not cached:
             vcfg = dataclasses.replace(cfg, model="vae")
             g, vparams, _, t = split_params(build_model(vcfg, abstract=True))
-            r = jax.jit(lambda: split_params(build_model(vcfg))[2], out_shardings=repl)()
+            r = _tables(lambda: split_params(build_model(vcfg))[2], repl)
             vae_parts = (g, t, r)
             frozen["vae"] = jax.tree.map(
                 lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), vparams)
@@ -692,7 +704,10 @@ def benchmark(cfg: configs.Config, steps: int = 10, devices: int = 1) -> dict:
         net = merge(graphdef, template, rest, p)
         return diffusion.training_loss(net, x, cond_mask(cfg, b), key, cfg.diffusion)
 
-    step = jax.jit(make_step(loss, tx, schedule, cfg.train), donate_argnums=(0,))
+    repl = NamedSharding(mesh, P())
+    out_sh = (jax.tree.map(lambda a: a.sharding, state), repl)
+    step = jax.jit(make_step(loss, tx, schedule, cfg.train), donate_argnums=(0,),
+                   out_shardings=out_sh)
     x = jax.device_put(jax.random.normal(jax.random.key(1), (b, *cfg.diffusion_shape)),
                        batch_sharding(mesh))
     compiled = step.lower(state, x, None).compile()

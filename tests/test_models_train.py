@@ -108,11 +108,24 @@ from models import configs, data, train
 cfg = configs.get_preset("dit-test")
 cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=2, ckpt_every=100))
 m = train.train(cfg, data.SyntheticSource(16, 4), sys.argv[1], progress=False)
-print(json.dumps({"devices": jax.device_count(), "loss": m["loss"], "grad": m["grad_norm"]}))
+out = {"devices": jax.device_count(), "loss": m["loss"], "grad": m["grad_norm"]}
+if jax.device_count() == 2:  # FSDP over both devices; a batch that does not split
+    f = configs.apply_overrides(cfg, ["train.fsdp=2"])
+    m = train.train(f, data.SyntheticSource(16, 4), sys.argv[1] + "-fsdp", progress=False)
+    tx, _ = train.make_optimizer(f.train)
+    _, abstract, _ = train.init_state(f, tx, train.make_mesh(f.train), fresh=False)
+    out.update(fsdp_loss=m["loss"], fsdp_grad=m["grad_norm"], sharded=sum(
+        "fsdp" in str(a.sharding.spec) for a in jax.tree.leaves(abstract["params"])))
+    try:
+        train.train(configs.apply_overrides(cfg, ["train.batch_size=3"]),
+                    data.SyntheticSource(16, 4), sys.argv[1] + "-bad", progress=False)
+    except ValueError as e:
+        out["error"] = str(e)
+print(json.dumps(out))
 """
 
 
-def test_two_forced_cpu_devices_match_one(tmp_path):
+def test_two_forced_cpu_devices_match_one_with_and_without_fsdp(tmp_path):
     out = {}
     for n in (1, 2):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
@@ -123,6 +136,12 @@ def test_two_forced_cpu_devices_match_one(tmp_path):
     assert out[1]["devices"] == 1 and out[2]["devices"] == 2
     np.testing.assert_allclose(out[2]["loss"], out[1]["loss"], rtol=1e-5)
     np.testing.assert_allclose(out[2]["grad"], out[1]["grad"], rtol=1e-4)
+    # FSDP: parameters split over the two devices, the same loss as one device.
+    assert out[2]["sharded"] > 0
+    np.testing.assert_allclose(out[2]["fsdp_loss"], out[1]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(out[2]["fsdp_grad"], out[1]["grad"], rtol=1e-4)
+    assert "batch_size=3 must be a multiple of the 2 devices" in out[2]["error"]
+    assert not os.path.exists(tmp_path / "2-bad")  # refused before anything is written
 
 
 def test_cli_parsers_register_and_validate(tmp_path):
