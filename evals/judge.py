@@ -1062,7 +1062,7 @@ def score_dir(gen, truth_dir, *, split: str | None = None, preset: str = "auto",
       of the wrong count or size, or a bad option.
     """
     import physim.dataset
-    from evals.inputs import EvalInputError, discover, read_video
+    from evals.inputs import EvalInputError, discover, paper_name_ids, read_video
 
     if frames not in ("full", "rollout"):
         raise EvalInputError(f"unknown frames mode {frames!r}; known: ['full', 'rollout']")
@@ -1074,6 +1074,9 @@ def score_dir(gen, truth_dir, *, split: str | None = None, preset: str = "auto",
         raise EvalInputError(f"truth {truth_dir}: {e}") from None
     ids = list(ds.ids)
     sources = discover(gen, ids)
+    # The paper's {chunk:05d}-{local:05d} names number the videos of one split.
+    renamed = paper_name_ids(list(sources), ids, n_splits=len(ds.splits))
+    sources = {renamed.get(k, k): v for k, v in sources.items()}
     unknown = sorted(set(sources) - set(ids))
     if unknown:
         raise EvalInputError(f"{gen}: {len(unknown)} videos match no truth id, e.g. {unknown[:5]}")
