@@ -28,14 +28,33 @@ def _batch(cfg, seed=3):
 
 
 def _one_step(cfg, batch):
-    """(metrics, new params) of one train step of a fresh ``cfg`` model on ``batch``."""
+    """(metrics of step 2, params after it) of a fresh ``cfg`` model trained two steps on
+    ``batch`` (the warm-up schedule's first step has lr 0: the second moves the weights)."""
     mesh = train.make_mesh(cfg.train)
     tx, schedule = train.make_optimizer(cfg.train)
     state, _, (g, t, r) = train.init_state(cfg, tx, mesh)
     state["step"] = jnp.int32(0)
     step = jax.jit(train.make_step(train.make_loss(cfg, g, t, r), tx, schedule, cfg.train))
-    new, m = step(state, jnp.asarray(batch), None)
-    return {k: float(v) for k, v in m.items()}, new["params"]
+    for _ in range(2):
+        state, m = step(state, jnp.asarray(batch), None)
+    return {k: float(v) for k, v in m.items()}, state["params"]
+
+
+def _same_update(p_ref, p, p_init, tol=1e-3):
+    """Two updates of the same weights agree: mean |difference| under ``tol`` of the mean
+    step (element-wise checks would trip on Adam's first step, g / (|g| + eps), for the few
+    gradients near eps, where float rounding changes the step)."""
+    rows = list(zip(*(jax.tree.leaves(t) for t in (p_ref, p, p_init)), strict=True))
+    diff = np.mean(np.concatenate([np.abs(np.ravel(a - b)) for a, b, _ in rows]))
+    step = np.mean(np.concatenate([np.abs(np.ravel(a - c)) for a, _, c in rows]))
+    assert step > 1e-5, step  # the update is real
+    assert diff < tol * step, (diff, step)
+
+
+def _frozen_params(cfg, b):
+    """The weights a run starts from (lr 0: two steps leave them)."""
+    return _one_step(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=0.0)),
+                     b)[1]
 
 
 def test_remat_gives_the_same_loss_and_gradients():
@@ -45,8 +64,7 @@ def test_remat_gives_the_same_loss_and_gradients():
     m1, p1 = _one_step(_cfg("dit-test", "dit.remat=true"), b)
     np.testing.assert_allclose(m1["loss"], m0["loss"], rtol=1e-5)
     np.testing.assert_allclose(m1["grad_norm"], m0["grad_norm"], rtol=1e-5)
-    for x, y in zip(jax.tree.leaves(p0), jax.tree.leaves(p1), strict=True):
-        np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-7)
+    _same_update(p0, p1, _frozen_params(_cfg(), b))
 
 
 def test_accumulation_gives_the_same_loss_and_update_as_the_full_batch():
@@ -56,16 +74,14 @@ def test_accumulation_gives_the_same_loss_and_update_as_the_full_batch():
     m2, p2 = _one_step(_cfg("dit-test", "train.accum_steps=2"), b)  # 2 micro-batches of 2
     np.testing.assert_allclose(m2["loss"], m1["loss"], rtol=1e-5)
     np.testing.assert_allclose(m2["grad_norm"], m1["grad_norm"], rtol=1e-5)
-    moved = 0.0
-    init = _one_step(dataclasses.replace(base, train=dataclasses.replace(base.train, lr=0.0)),
-                     b)[1]
-    for x, y, z in zip(*(jax.tree.leaves(p) for p in (p1, p2, init)), strict=True):
-        np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-6)
-        moved = max(moved, float(np.abs(x - z).max()))
-    assert moved > 1e-4  # the update is real
-    # Negative control: the batch-wide noise draw (default numerics) is another loss.
-    m0, _ = _one_step(_cfg(), b)
+    init = _frozen_params(base, b)
+    _same_update(p1, p2, init)
+    # Negative controls: the batch-wide noise draw (default numerics) is another loss, and
+    # its update is far from the full batch's.
+    m0, p0 = _one_step(_cfg(), b)
     assert abs(m0["loss"] - m1["loss"]) > 1e-4 * m1["loss"]
+    with pytest.raises(AssertionError):
+        _same_update(p1, p0, init)
 
 
 def test_attention_kernel_choice_and_clear_errors():
