@@ -44,12 +44,43 @@ def run_shards(out, plan_json: str, todo, workers: int, executor: str, address=N
         yield from _run_pool(out, plan_json, todo, workers)
 
 
+def die_with_parent(parent: int) -> None:
+    """Pool-worker initializer: end this process when ``parent`` is gone (a SIGKILLed
+    ``physim generate`` must not leave workers writing shards). Linux: the kernel sends
+    SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); elsewhere, and as a backstop, a
+    daemon thread polls the parent pid."""
+    import ctypes
+    import os
+    import signal
+    import threading
+    import time
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # died before the call above
+        os._exit(1)
+
+    def watch():
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _run_pool(out, plan_json, todo, workers) -> Iterator:
+    import os
+
     from physim.generate import write_shard
 
     # spawn: no fork of a process that may hold threads (tqdm, numba, jax).
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         pending = {pool.submit(write_shard, str(out), plan_json, k) for k in todo}
         try:
             while pending:

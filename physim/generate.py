@@ -12,7 +12,12 @@ bytes whichever process, worker count, ``--shards`` range or executor computes i
 4. when every shard of the split is there, writes ``DIR/manifest.json`` (atomically).
 
 A run killed at any point leaves only complete shards; re-running finishes the job with
-the same bytes. Evaluation splits (``id``, ``ood``, ...) are the scenario's Cartesian grid:
+the same bytes. Runs into one folder take its lock (``DIR/.physim.lock``, an advisory
+``flock``) to claim it (check + ``plan.json``) and to write the manifest, so concurrent
+runs of compatible splits (``id`` and ``ood``) both succeed and an incompatible one
+(another seed or spec) is refused; pool workers die with their parent.
+
+Evaluation splits (``id``, ``ood``, ...) are the scenario's Cartesian grid:
 with ``n`` below the grid size, ``n`` rows evenly spaced over the grid are taken (rows
 ``floor(k * G / n)``); with ``n`` at or above it, the whole grid. Grid rows whose placement is
 impossible are dropped, so a grid split can hold fewer videos than rows. Evenly spaced
@@ -24,6 +29,8 @@ prints it.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -375,10 +382,19 @@ def generate(
     check_out(out, plan)
 
     out = Path(out)
-    (out / plan.split).mkdir(parents=True, exist_ok=True)
-    plan_path = out / plan.split / "plan.json"
-    if not plan_path.exists():
-        sh.atomic_write(plan_path, plan.to_json().encode())
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with sh.folder_lock(out):
+            check_out(out, plan)  # again: another run may have claimed it meanwhile
+            (out / plan.split).mkdir(exist_ok=True)
+            plan_path = out / plan.split / "plan.json"
+            if not plan_path.exists():
+                sh.atomic_write(plan_path, plan.to_json().encode())
+    except ValueError:
+        if created and set(os.listdir(out)) <= {sh.LOCK_NAME}:
+            shutil.rmtree(out, ignore_errors=True)  # leave nothing of a refused run
+        raise
     sh.clean_stale_temps(out / plan.split)
     sh.clean_stale_temps(out)
 
@@ -399,7 +415,8 @@ def generate(
     finally:
         if bar is not None:
             bar.close()
-    manifest = write_manifest(out) if split_summary(out, plan) is not None else None
+    with sh.folder_lock(out):
+        manifest = write_manifest(out) if split_summary(out, plan) is not None else None
     return {
         "out": str(out),
         "coverage_warning": coverage_warning(plan),

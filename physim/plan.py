@@ -191,7 +191,7 @@ def check_out(out, plan: Plan) -> None:
         return
     if not os.access(out, os.W_OK | os.X_OK):
         raise ValueError(f"output directory {out} is not writable")
-    entries = [e for e in os.listdir(out) if not e.startswith(".tmp-")]
+    entries = [e for e in os.listdir(out) if not e.startswith(".tmp-") and e != ".physim.lock"]
     plans = _existing_plans(out)
     manifest = out / "manifest.json"
     if manifest.exists() and not _is_physim_manifest(manifest):

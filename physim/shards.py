@@ -13,6 +13,8 @@ give the same bytes and readers can memory-map columns without copying.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -20,6 +22,7 @@ import mmap
 import os
 import socket
 import struct
+import sys
 import tempfile
 import zipfile
 
@@ -113,6 +116,26 @@ def atomic_write(path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+LOCK_NAME = ".physim.lock"  # advisory lock file of a dataset folder (see folder_lock)
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold the exclusive advisory lock of ``folder`` (``flock`` on ``folder/.physim.lock``)
+    for the ``with`` block; waits, saying so on stderr, while another process holds it."""
+    fd = os.open(os.path.join(folder, LOCK_NAME), os.O_CREAT | os.O_RDWR, _FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"physim: waiting for another process writing {folder} ...", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def clean_stale_temps(folder) -> None:
