@@ -68,6 +68,25 @@ def shard_columns(plan: Plan, k: int) -> dict[str, np.ndarray]:
     return sh.columns_from_records(recs, plan.scenario, plan.split, plan.seed, meta)
 
 
+PLACE_CHECK_ROWS = 4096  # grid rows placed up front to refuse an impossible grid
+
+
+def check_placeable(plan: Plan) -> None:
+    """Raise ``ValueError`` if no selected grid row of an evaluation split can be placed
+    (e.g. ``collision --set v_id=[0,0]``: the balls never meet), before anything is
+    written. Checks the first :data:`PLACE_CHECK_ROWS` selected rows of disc scenarios."""
+    if plan.grid_size is None:
+        return
+    spec = _cached_spec(plan.scenario, _canon(plan.spec))
+    if not hasattr(spec, "batch"):
+        return
+    rows = np.concatenate([plan.indices(k) for k in range(plan.n_shards)])[:PLACE_CHECK_ROWS]
+    if len(rows) and len(spec.batch(plan.seed, plan.split, rows)) == 0:
+        what = "every" if len(rows) == plan.n_selected else f"the first {len(rows)}"
+        raise ValueError(f"{plan.scenario}/{plan.split}: {what} selected grid row is "
+                         "impossible to place with these parameters; nothing written")
+
+
 def _shard_info(plan: Plan, k: int, cols, data: bytes) -> dict:
     meta = json.loads(str(cols["meta"][()]))
     index, level = cols["index"], cols["level"]
@@ -379,6 +398,7 @@ def generate(
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"--workers must be a positive integer, got {workers!r}")
     executors.check(executor)
+    check_placeable(plan)
     check_out(out, plan)
 
     out = Path(out)

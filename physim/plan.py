@@ -122,6 +122,11 @@ class Plan:
         return f"grid: {self.n} of {self.grid_size} rows, evenly spaced (row = floor(k*G/n))"
 
 
+# Videos one split may hold: 1e9 uniform videos are about a terabyte of states (the paper's
+# largest set is 6M); a larger --n is a typo, not a dataset (it used to hang silently).
+MAX_VIDEOS = 1_000_000_000
+
+
 def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_size=None) -> Plan:
     """Validated :class:`Plan`. ``scenario`` is a registry name or a spec object."""
     if isinstance(scenario, str):
@@ -133,6 +138,9 @@ def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_siz
             spec = dataclasses.replace(spec, **overrides)
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
         raise ValueError(f"--n must be a positive integer, got {n!r}")
+    if n > MAX_VIDEOS:
+        raise ValueError(f"--n {n} is above the {MAX_VIDEOS:,} videos one split may hold "
+                         "(generate several datasets, e.g. with different seeds)")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
         raise ValueError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
     splits = getattr(spec, "splits", ("train",))

@@ -112,3 +112,21 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
     assert not [w for w in workers if _alive(w)]
     time.sleep(1)
     assert len(list(shard_dir.glob("shard-*.npz"))) <= before + 1  # at most a rename in flight
+
+
+def test_a_huge_n_and_an_impossible_grid_are_refused_before_writing(tmp_path):
+    import pytest
+
+    from physim.plan import MAX_VIDEOS
+
+    with pytest.raises(ValueError, match="above the"):
+        physim.dataset.generate("uniform", split="train", n=MAX_VIDEOS + 1,
+                                out=tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ValueError, match="impossible to place"):
+        physim.dataset.generate("collision", split="id", n=10, out=tmp_path / "b",
+                                overrides={"v_id": (0.0, 0.0)}, progress=False)
+    assert not (tmp_path / "b").exists()
+    # the good inputs go through
+    physim.dataset.generate("collision", split="id", n=10, out=tmp_path / "b", progress=False)
+    assert len(physim.dataset.open(tmp_path / "b")) > 0
