@@ -28,16 +28,17 @@ def _batch(cfg, seed=3):
 
 
 def _one_step(cfg, batch):
-    """(metrics of step 2, params after it) of a fresh ``cfg`` model trained two steps on
-    ``batch`` (the warm-up schedule's first step has lr 0: the second moves the weights)."""
+    """(metrics of step 2, params after it, initial params) of a fresh ``cfg`` model trained
+    two steps on ``batch`` (the warm-up's first step has lr 0: the second moves the weights)."""
     mesh = train.make_mesh(cfg.train)
     tx, schedule = train.make_optimizer(cfg.train)
     state, _, (g, t, r) = train.init_state(cfg, tx, mesh)
     state["step"] = jnp.int32(0)
+    init = state["params"]
     step = jax.jit(train.make_step(train.make_loss(cfg, g, t, r), tx, schedule, cfg.train))
     for _ in range(2):
         state, m = step(state, jnp.asarray(batch), None)
-    return {k: float(v) for k, v in m.items()}, state["params"]
+    return {k: float(v) for k, v in m.items()}, state["params"], init
 
 
 def _same_update(p_ref, p, p_init, tol=1e-3):
@@ -51,34 +52,27 @@ def _same_update(p_ref, p, p_init, tol=1e-3):
     assert diff < tol * step, (diff, step)
 
 
-def _frozen_params(cfg, b):
-    """The weights a run starts from (lr 0: two steps leave them)."""
-    return _one_step(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=0.0)),
-                     b)[1]
-
-
 def test_remat_gives_the_same_loss_and_gradients():
     cfg = _cfg()
     b = _batch(cfg)
-    m0, p0 = _one_step(cfg, b)
-    m1, p1 = _one_step(_cfg("dit-test", "dit.remat=true"), b)
+    m0, p0, init = _one_step(cfg, b)
+    m1, p1, _ = _one_step(_cfg("dit-test", "dit.remat=true"), b)
     np.testing.assert_allclose(m1["loss"], m0["loss"], rtol=1e-5)
     np.testing.assert_allclose(m1["grad_norm"], m0["grad_norm"], rtol=1e-5)
-    _same_update(p0, p1, _frozen_params(_cfg(), b))
+    _same_update(p0, p1, init)
 
 
 def test_accumulation_gives_the_same_loss_and_update_as_the_full_batch():
     base = _cfg("dit-test", "train.example_noise=true")
     b = _batch(base)
-    m1, p1 = _one_step(base, b)
-    m2, p2 = _one_step(_cfg("dit-test", "train.accum_steps=2"), b)  # 2 micro-batches of 2
+    m1, p1, init = _one_step(base, b)
+    m2, p2, _ = _one_step(_cfg("dit-test", "train.accum_steps=2"), b)  # 2 micro-batches of 2
     np.testing.assert_allclose(m2["loss"], m1["loss"], rtol=1e-5)
     np.testing.assert_allclose(m2["grad_norm"], m1["grad_norm"], rtol=1e-5)
-    init = _frozen_params(base, b)
     _same_update(p1, p2, init)
     # Negative controls: the batch-wide noise draw (default numerics) is another loss, and
     # its update is far from the full batch's.
-    m0, p0 = _one_step(_cfg(), b)
+    m0, p0, _ = _one_step(_cfg(), b)
     assert abs(m0["loss"] - m1["loss"]) > 1e-4 * m1["loss"]
     with pytest.raises(AssertionError):
         _same_update(p1, p0, init)
