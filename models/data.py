@@ -277,7 +277,8 @@ def _cache_key(cfg: Config) -> dict:
     v = dataclasses.asdict(cfg.vae)
     v.pop("dtype")
     d = cfg.data
-    return {"vae": v, "resolution": d.resolution, "frames": d.frames, "n_cond": d.n_cond}
+    key = {"vae": v, "resolution": d.resolution, "frames": d.frames, "n_cond": d.n_cond}
+    return json.loads(json.dumps(key))  # tuples as lists: compares equal to the manifest's
 
 
 def check_cache(manifest: dict | None, cfg: Config) -> None:
