@@ -22,19 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from evals.compare import _num  # a finite float, or None (the experiment report's rule)
+
 
 def is_eval_dir(path) -> bool:
     """A ``physim evaluate`` output folder (``results.json``, no experiment ``plan.json``)."""
     p = Path(path)
     return (p / "results.json").is_file() and not (p / "plan.json").is_file()
-
-
-def _num(x):
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
 
 
 def _model_names(dirs: list[Path]) -> list[str]:
