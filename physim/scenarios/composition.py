@@ -36,7 +36,7 @@ import numpy as np
 from physim import physics, rng, world
 from physim.record import Record
 from physim.scenarios import register
-from physim.scenarios.base import Interval, check_interval, linspace
+from physim.scenarios.base import MAX_FRAMES, Interval, check_interval, linspace
 
 # Draw streams (retries add rng.RETRY_STRIDE * attempt).
 _S_KIND, _S_R1, _S_R2, _S_V1, _S_V2, _S_SIDE, _S_T1, _S_T2, _S_Y, _S_X = range(10)
@@ -65,8 +65,8 @@ class EventScenario:
     kinds: ClassVar[tuple[str, str, str]] = ("a", "b", "composed")  # id levels, then ood
 
     def __post_init__(self):
-        if not 2 <= self.n_frames <= 10_000 or not 0 < self.dt < np.inf:
-            raise ValueError(f"need 2 <= n_frames <= 10000 and a finite dt > 0, got "
+        if not 2 <= self.n_frames <= MAX_FRAMES or not 0 < self.dt < np.inf:
+            raise ValueError(f"need 2 <= n_frames <= {MAX_FRAMES} and a finite dt > 0, got "
                              f"{self.n_frames}, {self.dt}")
         if not 0 <= self.n_cond < self.n_frames:
             raise ValueError(f"n_cond must be in [0, n_frames), got {self.n_cond}")
