@@ -92,6 +92,60 @@ def unpatchify(x, patch, shape):
     return x.reshape(-1, t, h, w, c)
 
 
+def fade_window(p: int, o: int) -> np.ndarray:
+    """(p + 2o,) overlap-add weights of a block grown by ``o`` on each side of a stride-``p``
+    grid: linear cross-fades over the 2o cells around each border, so that neighbouring
+    blocks' weights sum to one everywhere (1 in the block's core)."""
+    u = np.arange(p + 2 * o) + 0.5
+    return np.clip(np.minimum(u, p + 2 * o - u) / max(2 * o, 1), 0.0, 1.0).astype(np.float32)
+
+
+def _fold_axis(x, axis: int, p: int, o: int):
+    """Overlap-add along ``axis``: blocks (..., g, p + 2o, ...) at stride p, whose block axis
+    is ``axis + 1`` -> (..., g * p, ...), cropping the o cells outside each end (o <= p)."""
+    if o == 0:
+        return x.reshape(*x.shape[:axis], x.shape[axis] * p, *x.shape[axis + 2:])
+    g = x.shape[axis]
+    take = lambda a, b: jax.lax.slice_in_dim(x, a, b, axis=axis + 1)  # noqa: E731
+    pad = [(0, 0)] * x.ndim
+    pad[axis + 1] = (0, p - o)
+    left = jnp.pad(take(0, o), pad)  # (.., g, p, ..): cells [jp - o, jp) + zeros
+    right = jnp.pad(take(p + o, p + 2 * o), pad)  # cells [jp + p, jp + p + o) + zeros
+    core = take(o, p + o)  # cells [jp, jp + p)
+    flat = lambda a: a.reshape(*a.shape[:axis], g * p, *a.shape[axis + 2:])  # noqa: E731
+    n = g * p
+    out = flat(core)
+    # left part of block j starts at jp - o: shift the flattened left parts by -o
+    lf = jax.lax.slice_in_dim(flat(left), 0, n, axis=axis)
+    out = out + jnp.concatenate(
+        [jax.lax.slice_in_dim(lf, o, n, axis=axis),
+         jnp.zeros_like(jax.lax.slice_in_dim(lf, 0, o, axis=axis))], axis=axis)
+    rf = flat(right)  # right part of block j starts at jp + p: shift by +p
+    out = out + jnp.concatenate(
+        [jnp.zeros_like(jax.lax.slice_in_dim(rf, 0, p, axis=axis)),
+         jax.lax.slice_in_dim(rf, 0, n - p, axis=axis)], axis=axis)
+    return out
+
+
+def overlap_unpatchify(x, patch, overlap, shape):
+    """(B, N, bt*bh*bw*C) grown blocks (b = p + 2o per axis) -> (B, T, H, W, C): windowed
+    overlap-add (:func:`fade_window`), normalised by the summed weights (which differ from
+    one only at the video's borders)."""
+    t, h, w, c = shape
+    grid = (t // patch[0], h // patch[1], w // patch[2])
+    blocks = tuple(p + 2 * o for p, o in zip(patch, overlap, strict=True))
+    x = x.reshape(-1, *grid, *blocks, c)  # (B, gt, gh, gw, bt, bh, bw, C)
+    x = x.transpose(0, 1, 4, 2, 5, 3, 6, 7)  # (B, gt, bt, gh, bh, gw, bw, C)
+    win = np.einsum("i,j,k->ijk", *[fade_window(p, o) for p, o in zip(patch, overlap,
+                                                                      strict=True)])
+    wb = np.broadcast_to(win[None, None, :, None, :, None, :],
+                         (1, grid[0], blocks[0], grid[1], blocks[1], grid[2], blocks[2]))
+    num, den = x * jnp.asarray(wb)[..., None].astype(x.dtype), jnp.asarray(wb)[..., None]
+    for ax, (p, o) in enumerate(zip(patch, overlap, strict=True)):
+        num, den = _fold_axis(num, 1 + ax, p, o), _fold_axis(den, 1 + ax, p, o)
+    return num / den.astype(num.dtype)  # (B, T, H, W, C)
+
+
 def attention_impl(name: str, dtype) -> str:
     """The attention kernel that ``name`` (``DiTConfig.attention``) selects on this backend
     for compute ``dtype``: "auto" gives "cudnn" on GPU in bfloat16/float16, else "xla".
@@ -213,7 +267,8 @@ class DiT(nnx.Module):
                                         rngs=rngs)
         self.final_ada = nnx.Linear(d, 2 * d, kernel_init=zeros, dtype=dtype, rngs=rngs)
         out = c if cfg.head == "linear" else cfg.head_channels  # values per pixel
-        self.final = nnx.Linear(d, pt * ph * pw * out, kernel_init=zeros, dtype=dtype, rngs=rngs)
+        block = np.prod([p + 2 * o for p, o in zip(cfg.patch, cfg.overlap, strict=True)])
+        self.final = nnx.Linear(d, int(block) * out, kernel_init=zeros, dtype=dtype, rngs=rngs)
         if cfg.head == "pixel_mlp":  # final is zero: the MLP's first layer gets gradients
             self.head_fc1 = nnx.Linear(out, cfg.head_hidden, kernel_init=xavier, dtype=dtype,
                                        rngs=rngs)
@@ -245,10 +300,13 @@ class DiT(nnx.Module):
                 h = block(h, c, cos, sin)  # (B, N, D)
         shift, scale = jnp.split(self.final_ada(nnx.silu(temb)), 2, axis=-1)  # (B, D) each
         h = self.final(modulate(self.final_norm(h), shift, scale))  # (B, N, pt*ph*pw*C')
-        if self.cfg.head == "linear":
-            return unpatchify(h, self.cfg.patch, self.shape).astype(jnp.float32)  # (B,T,H,W,C)
-        f = unpatchify(h, self.cfg.patch, (*self.shape[:3], self.cfg.head_channels))  # (B,T,H,W,C')
-        y = self.head_fc2(nnx.gelu(self.head_fc1(f), approximate=True))  # (B, T, H, W, C)
+        if any(self.cfg.overlap):
+            y = overlap_unpatchify(h, self.cfg.patch, self.cfg.overlap, self.shape)
+        elif self.cfg.head == "linear":
+            y = unpatchify(h, self.cfg.patch, self.shape)  # (B, T, H, W, C)
+        else:
+            f = unpatchify(h, self.cfg.patch, (*self.shape[:3], self.cfg.head_channels))
+            y = self.head_fc2(nnx.gelu(self.head_fc1(f), approximate=True))  # (B,T,H,W,C)
         return y.astype(jnp.float32)
 
 

@@ -187,3 +187,59 @@ def test_training_config_refuses_values_that_would_fail_late(override, match):
                                            "train.log_every": "5", "data.resolution": "32",
                                            "train.ema_decay": "0.99"}[override.split("=")[0]]
     assert configs.apply_overrides(base, [good]) != base  # the positive control
+
+
+def _overlap_add_reference(blocks, patch, overlap, shape):
+    """Explicit canvas: place every grown block at its position, weighted, then normalise."""
+    t, h, w, c = shape
+    grid = [n // p for n, p in zip((t, h, w), patch, strict=True)]
+    size = [p + 2 * o for p, o in zip(patch, overlap, strict=True)]
+    b = np.asarray(blocks).reshape(blocks.shape[0], *grid, *size, c)
+    win = np.einsum("i,j,k->ijk", *[dit.fade_window(p, o) for p, o in zip(patch, overlap,
+                                                                          strict=True)])
+    pad = [n + 2 * o for n, o in zip((t, h, w), overlap, strict=True)]
+    num, den = np.zeros((b.shape[0], *pad, c)), np.zeros((1, *pad, 1))
+    for i, j, k in np.ndindex(*grid):
+        sl = tuple(slice(g * p, g * p + s) for g, p, s in zip((i, j, k), patch, size,
+                                                              strict=True))
+        num[(slice(None), *sl)] += b[:, i, j, k] * win[..., None]
+        den[(slice(None), *sl)] += win[..., None]
+    crop = tuple(slice(o, o + n) for o, n in zip(overlap, (t, h, w), strict=True))
+    return (num / den)[(slice(None), *crop)]
+
+
+@pytest.mark.parametrize("overlap", [(2, 0, 0), (1, 2, 3), (2, 4, 4)])
+def test_overlap_unpatchify_is_windowed_overlap_add(overlap):
+    shape, patch = (8, 16, 16, 3), (4, 8, 8)
+    n_out = int(np.prod([p + 2 * o for p, o in zip(patch, overlap, strict=True)])) * 3
+    blocks = np.random.default_rng(0).normal(size=(2, 8, n_out)).astype(np.float32)
+    got = np.asarray(dit.overlap_unpatchify(blocks, patch, overlap, shape))
+    np.testing.assert_allclose(got, _overlap_add_reference(blocks, patch, overlap, shape),
+                               atol=1e-5)
+    # The fades sum to one: equal blocks give that value everywhere, with no seam.
+    np.testing.assert_allclose(dit.overlap_unpatchify(np.full_like(blocks, 0.7), patch,
+                                                      overlap, shape), 0.7, atol=1e-6)
+    # Negative control: without the fade, a block's own values reach past its border.
+    t0 = np.asarray(dit.unpatchify(blocks[..., : 4 * 8 * 8 * 3], patch, shape))
+    assert np.abs(got - t0).max() > 0.1
+
+
+def test_overlap_zero_is_unpatchify_and_bad_overlap_is_refused():
+    shape, patch = (8, 16, 16, 3), (4, 8, 8)
+    x = np.random.default_rng(1).normal(size=(1, 8, 4 * 8 * 8 * 3)).astype(np.float32)
+    np.testing.assert_array_equal(dit.overlap_unpatchify(x, patch, (0, 0, 0), shape),
+                                  dit.unpatchify(x, patch, shape))
+    cfg = configs.get_preset("dit-tiny-xfade")
+    model = train_build(cfg)
+    assert model.final.kernel.shape[-1] == 8 * 8 * 8 * 3  # 4 frames grown by 2 each side
+    for bad in ("3,0,0", "0,5,0", "1,1"):
+        with pytest.raises(ValueError, match="dit.overlap"):
+            configs.apply_overrides(cfg, [f"dit.overlap={bad}"])
+    with pytest.raises(ValueError, match="dit.overlap"):
+        configs.apply_overrides(cfg, ["dit.head=pixel_mlp"])
+
+
+def train_build(cfg):
+    from models import train
+
+    return train.build_model(cfg, abstract=True)
