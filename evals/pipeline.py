@@ -2,9 +2,10 @@
 
 An :class:`Experiment` is a list of *cells* (one trained model each: a scenario, a training
 set, a model size) plus the evaluation sets every cell is scored on. A :class:`Scale` says
-how big everything is: ``paper`` (the paper's sizes, for GPU/TPU), ``cpu-mini`` (tiny
-pixel-space DiTs that finish in about half an hour on 2 CPU cores) and ``micro`` (seconds;
-tests). :func:`plan` turns (experiment, scale, options) into an ordered list of
+how big everything is: ``paper`` (the paper's sizes, for GPU/TPU), ``cpu-mini`` (the
+quickstart's tiny pixel-space DiT; each experiment's trainings fit 90 minutes on 2 CPU
+cores with ``jobs=2``) and ``micro`` (seconds; tests). :func:`plan` turns (experiment,
+scale, options) into an ordered list of
 :class:`Stage` s, each one ``physim`` (or ``python -m models.baselines``) command line, so
 the same plan can be run here (:func:`run_plan`, in-process, skipping finished stages) or
 written out as a shell script for a cluster.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -303,27 +305,115 @@ def write_plan(p: Plan) -> Path:
     return run / "run.sh"
 
 
-def run_plan(p: Plan, log=print, only: tuple[str, ...] = (), cells: bool = True) -> dict:
+def _record(run: Path, st: Stage, dt: float) -> None:
+    with open(run / "timings.jsonl", "a") as f:
+        f.write(json.dumps({"stage": st.name, "kind": st.kind, "cell": st.cell,
+                            "seconds": round(dt, 2), "time": time.time()}) + "\n")
+    if st.kind != "report":  # the report is rebuilt on every run
+        (run / "stages" / f"{st.name}.done").write_text(f"{dt:.2f}\n")
+
+
+def core_groups(jobs: int, cores=None) -> list[set[int]]:
+    """``jobs`` disjoint sets of this process's CPU cores (round-robin), one per parallel
+    training; ``ValueError`` if there are fewer cores than jobs."""
+    cores = sorted(os.sched_getaffinity(0) if cores is None else cores)
+    if jobs < 1 or jobs > len(cores):
+        raise ValueError(f"--jobs {jobs}: this process may run on {len(cores)} CPU cores "
+                         f"({cores}); give 1 to {len(cores)}")
+    return [set(cores[i::jobs]) for i in range(jobs)]
+
+
+_PINNED = """import ctypes, os, signal, sys
+os.sched_setaffinity(0, {cores})
+try:  # SIGTERM (the trainer answers it with a checkpoint) when the pipeline dies
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1 (Linux)
+except (OSError, AttributeError):
+    pass
+from physim import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def stage_command(st: Stage, cores: set[int]) -> list[str]:
+    """argv that runs a ``physim`` stage in a fresh Python process on ``cores`` only (the
+    child pins itself: no fork-time hook in this multithreaded, JAX-importing process)."""
+    import sys
+
+    return [sys.executable, "-c", _PINNED.format(cores=sorted(cores)), *st.argv[1:]]
+
+
+def _train_parallel(run: Path, stages: list[Stage], jobs: int, log, times: dict,
+                    poll: float = 2.0) -> None:
+    """Run the cells' training stages as subprocesses, at most ``jobs`` at a time, each on
+    its own cores (:func:`core_groups`): two single-core trainings do about 1.33x the work
+    of one on both cores (docs/results.md). Output goes to ``RUN/logs/<stage>.log``. A
+    failed training does not stop the others; ``RuntimeError`` naming every failure."""
+    import subprocess
+
+    free, running, failed = core_groups(jobs), {}, []
+    (run / "logs").mkdir(exist_ok=True)
+    queue = list(stages)
+    while queue or running:
+        while queue and free:
+            st, cores = queue.pop(0), free.pop(0)
+            logf = open(run / "logs" / f"{st.name}.log", "ab")  # noqa: SIM115 (closed below)
+            proc = subprocess.Popen(stage_command(st, cores), stdout=logf,
+                                    stderr=subprocess.STDOUT)
+            running[proc.pid] = (st, proc, logf, cores, time.perf_counter())
+            log(f"[{time.strftime('%H:%M:%S')}] {st.name} (cores {sorted(cores)}, log "
+                f"{run / 'logs' / (st.name + '.log')}): {st.shell()}")
+        time.sleep(poll)
+        for pid in [q for q, (_, proc, *_) in running.items() if proc.poll() is not None]:
+            st, proc, logf, cores, t0 = running.pop(pid)
+            logf.close()
+            free.append(cores)
+            dt = time.perf_counter() - t0
+            if proc.returncode:
+                failed.append(f"{st.name} (exit {proc.returncode}, log "
+                              f"{run / 'logs' / (st.name + '.log')})")
+                log(f"[{time.strftime('%H:%M:%S')}] {st.name} FAILED (exit {proc.returncode})")
+                continue
+            times[st.name] = dt
+            _record(run, st, dt)
+            log(f"[{time.strftime('%H:%M:%S')}] {st.name} done in {dt / 60:.1f} min")
+    if failed:
+        raise RuntimeError("training failed: " + "; ".join(failed))
+
+
+def run_plan(p: Plan, log=print, only: tuple[str, ...] = (), cells: bool = True,
+             jobs: int = 1) -> dict:
     """Run every unfinished stage of ``p`` (``only``: stage kinds to run; ``cells=False``:
     skip the models' stages, i.e. data and references only); returns ``{stage: seconds}``
-    for the stages run now. Timings go to ``RUN/timings.jsonl``."""
+    for the stages run now. Timings go to ``RUN/timings.jsonl``.
+
+    ``jobs > 1``: the stages shared by all cells (data, references, VAE) run first, then the
+    cells' trainings ``jobs`` at a time in subprocesses pinned to disjoint cores
+    (:func:`_train_parallel`), then the rest in order; each training is the same command as
+    with ``jobs=1``, so the results do not depend on ``jobs``."""
     write_plan(p)
     run = Path(p.run_dir)
     (run / "stages").mkdir(exist_ok=True)
+    groups = core_groups(jobs) if jobs > 1 else None  # refuse a bad --jobs before any work
+    todo = [st for st in p.stages if not stage_done(run, st)
+            and not (only and st.kind not in only) and not (st.cell and not cells)]
     times = {}
-    for st in p.stages:
-        if stage_done(run, st) or (only and st.kind not in only) or (st.cell and not cells):
-            continue
-        log(f"[{time.strftime('%H:%M:%S')}] {st.name}: {st.shell()}")
-        t0 = time.perf_counter()
-        run_stage(st)
-        dt = time.perf_counter() - t0
-        times[st.name] = dt
-        with open(run / "timings.jsonl", "a") as f:
-            f.write(json.dumps({"stage": st.name, "kind": st.kind, "cell": st.cell,
-                                "seconds": round(dt, 2), "time": time.time()}) + "\n")
-        if st.kind != "report":  # the report is rebuilt on every run
-            (run / "stages" / f"{st.name}.done").write_text(f"{dt:.2f}\n")
+
+    def seq(stages):
+        for st in stages:
+            log(f"[{time.strftime('%H:%M:%S')}] {st.name}: {st.shell()}")
+            t0 = time.perf_counter()
+            run_stage(st)
+            dt = time.perf_counter() - t0
+            times[st.name] = dt
+            _record(run, st, dt)
+
+    if groups is None:
+        seq(todo)
+        return times
+    trains = [st for st in todo if st.kind == "train" and st.cell]
+    seq([st for st in todo if not st.cell and st.kind != "report"])
+    _train_parallel(run, trains, jobs, log, times)
+    seq([st for st in todo if st.cell and st not in trains or st.kind == "report"])
     return times
 
 

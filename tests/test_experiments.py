@@ -53,7 +53,8 @@ def test_mini_scale_is_small_and_restrictable(tmp_path):
                 data=["30K", "3M"])
     assert [c.name for c in p.cells] == ["uniform-S-30K", "uniform-S-3M"]
     text = "\n".join(s.shell() for s in p.stages)
-    assert "--preset dit-px32 " in text and "vae" not in text and "--n 300 " in text
+    assert "--preset dit-tiny " in text and "vae" not in text and "--n 300 " in text
+    assert "train.steps=2000" in text and "dit.depth=2" in text
     with pytest.raises(ValueError, match="unknown scenario"):
         pl.plan("scaling", "cpu-mini", tmp_path, scenarios=["bogus"])
     with pytest.raises(ValueError, match="unknown experiment"):
@@ -206,3 +207,44 @@ def test_error_plot_skips_runs_without_velocity_errors(tmp_path):
     rows = [{**base, "group": g, "velocity_error": 0.5} for g in ("all", "id", "ood")]
     assert plot_errors(rows, tmp_path) == tmp_path / "errors.png"
     assert (tmp_path / "errors.png").stat().st_size > 0
+
+
+def test_parallel_trainings_run_pinned_and_report_failures(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("needs 2 CPU cores")
+    # Each fake training writes the cores it may run on; "bad" fails.
+    real = pl.stage_command
+    fake = ("import os, sys, time; time.sleep(0.5); open(sys.argv[1], 'w').write("
+            "','.join(map(str, sorted(os.sched_getaffinity(0))))); sys.exit(3 if 'bad' in "
+            "sys.argv[1] else 0)")
+
+    def command(st, cores):  # the real pinning preamble, then the fake training
+        argv = real(st, cores)
+        assert argv[0] == sys.executable and "from physim import cli" in argv[2]
+        return [sys.executable, "-c", argv[2].split("from physim import cli")[0] + fake,
+                st.argv[1]]
+
+    monkeypatch.setattr(pl, "stage_command", command)
+    run = tmp_path / "run"
+    (run / "stages").mkdir(parents=True)
+    stages = [pl.Stage(f"train-{n}", ("physim", str(tmp_path / n)), "train", n)
+              for n in ("a", "b", "c")]
+    times = {}
+    pl._train_parallel(run, stages, 2, lambda m: None, times, poll=0.05)
+    seen = [set(map(int, (tmp_path / n).read_text().split(","))) for n in "ab"]
+    assert all(len(s) == len(cores) // 2 for s in seen) and not seen[0] & seen[1]
+    assert set(times) == {"train-a", "train-b", "train-c"}
+    assert all(pl.stage_done(run, s) for s in stages)
+    # A failed training is named, the others still finish, and it is not marked done.
+    bad = [pl.Stage("train-bad", ("physim", str(tmp_path / "bad")), "train", "bad"),
+           pl.Stage("train-d", ("physim", str(tmp_path / "d")), "train", "d")]
+    with pytest.raises(RuntimeError, match="train-bad .exit 3"):
+        pl._train_parallel(run, bad, 2, lambda m: None, {}, poll=0.05)
+    assert pl.stage_done(run, bad[1]) and not pl.stage_done(run, bad[0])
+    with pytest.raises(ValueError, match="--jobs 9"):
+        pl.core_groups(9, cores=[0, 1])
+    assert pl.core_groups(2, cores=[0, 1, 2, 3]) == [{0, 2}, {1, 3}]
