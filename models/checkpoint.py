@@ -9,6 +9,7 @@ the state given (multi-host: each process writes and reads its own shards).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -29,6 +30,54 @@ def epath_of(workdir) -> epath.Path:
     URLs such as ``gs://bucket/run`` kept as they are."""
     s = str(workdir)
     return epath.Path(os.path.abspath(s) if is_local(s) else s)
+
+
+LOCK_NAME = ".physim.lock"
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir):
+    """Hold the exclusive lock of a local training ``workdir`` (``flock`` on
+    ``workdir/.physim.lock``, which records the holder's pid) for the ``with`` block;
+    ``ValueError`` naming the holder if another process has it. URLs (gs://...) and
+    processes other than 0 of a multi-host run take no lock."""
+    import fcntl
+
+    if not is_local(workdir) or jax.process_index() != 0:
+        yield
+        return
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, LOCK_NAME)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise ValueError(f"{workdir} is in use by another physim train (pid {holder}); "
+                             "wait for it to end or use another --workdir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_writable(workdir) -> None:
+    """``OSError`` naming the folder unless files can be created in a local ``workdir`` and
+    its ``checkpoints`` folder (checked before training: orbax's background save threads
+    wait forever on a save that failed to start)."""
+    if not is_local(workdir):
+        return
+    for folder in (workdir, os.path.join(workdir, "checkpoints")):
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-probe-{os.getpid()}")
+        try:
+            with open(probe, "w"):
+                pass
+        except OSError as e:
+            raise OSError(e.errno, f"cannot write in {folder} ({e.strerror})") from None
+        os.unlink(probe)
 
 
 def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:

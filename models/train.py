@@ -493,15 +493,64 @@ def _source_iterator(cfg: configs.Config, source):
                               process_count=jax.process_count())
 
 
+# Config fields a resumed run may change: logging, checkpointing, kernels and precision
+# (how a step is computed, not what it computes), and paths that may move.
+RESUME_FREE = frozenset({
+    "name", "vae_workdir", "train.log_every", "train.ckpt_every", "train.keep",
+    "train.precision", "train.init_from", "data.workers", "data.prefetch", "dit.attention",
+    "dit.remat", "dit.dtype", "vae.dtype"})
+
+
+def resume_changes(old: configs.Config, new: configs.Config) -> list[str]:
+    """``"field: old -> new"`` for each setting outside :data:`RESUME_FREE` in which ``new``
+    differs from the run's saved ``old`` config."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[prefix + k] = tuple(v) if isinstance(v, list) else v
+        return out
+    a, b = flat(configs.to_dict(old)), flat(configs.to_dict(new))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k not in RESUME_FREE and a.get(k) != b.get(k)]
+
+
+def source_name(spec: str, split: str = "train") -> str:
+    """How a run records its ``--data``: local folders as real paths, a dataset folder with
+    the split it reads."""
+    real = lambda p: os.path.realpath(p) if checkpoint.is_local(p) else p  # noqa: E731
+    if spec == "synthetic" or spec.startswith("scenario:"):
+        return spec
+    for prefix in ("grain:", "latents:"):  # grain reads the train split
+        if spec.startswith(prefix):
+            return prefix + real(spec[len(prefix):])
+    return f"{real(spec)} (split {split})"
+
+
 def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
-          stop_at: int | None = None) -> dict:
+          stop_at: int | None = None, data_name: str | None = None) -> dict:
     """Train (or resume) ``cfg`` on a video ``source`` (see ``models.data``) in ``workdir``
     (a local path or any ``etils.epath`` URL, e.g. ``gs://bucket/run``).
 
     ``stop_at``: stop after this step (default ``cfg.train.steps``) — the schedule still
     spans ``cfg.train.steps``. A SIGTERM saves a checkpoint at the current step and stops
     (the result then has ``preempted: True``). Returns the last logged metrics.
+    ``data_name``: what the source is (:func:`source_name`), saved with the checkpoints; a
+    resume from another source is refused, as is one with other settings
+    (:func:`resume_changes`). A local ``workdir`` is locked for the run
+    (``checkpoint.workdir_lock``) and must be writable.
     """
+    check_batch(cfg.train, make_mesh(cfg.train))  # before anything is written
+    with checkpoint.workdir_lock(workdir):
+        checkpoint.check_writable(workdir)
+        return _train(cfg, source, workdir, progress=progress, stop_at=stop_at,
+                      data_name=data_name)
+
+
+def _train(cfg: configs.Config, source, workdir: str, *, progress: bool,
+           stop_at: int | None, data_name: str | None) -> dict:
     cfg = resolve_precision(cfg)
     tc = cfg.train
     mesh = make_mesh(tc)
@@ -522,7 +571,15 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
         old = checkpoint.config_of(checkpoint.read_meta(workdir)[0])
         if not same_network(old, cfg, abstract["params"]):  # before restoring other shapes
             raise ValueError(f"{workdir} holds a different model ({old.name}); use a new workdir")
+        changed = resume_changes(old, cfg)
+        if changed:
+            raise ValueError(f"{workdir} was trained with other settings ({'; '.join(changed)})"
+                             "; resume with the saved ones (its config.json) or use a new "
+                             "workdir")
         state, meta = checkpoint.restore(mngr, abstract)  # straight into the global sharding
+        if data_name and meta.get("source") and meta["source"] != data_name:
+            raise ValueError(f"{workdir} was trained on {meta['source']}, not {data_name}; "
+                             "resume with the same --data or use a new workdir")
         it.set_state(meta["data"])
         start = int(meta["step"])
     elif tc.init_from:
@@ -593,6 +650,7 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
             if done % tc.ckpt_every == 0 or done == end or preempted:
                 checkpoint.save(mngr, done, state, {"config": configs.to_dict(cfg), "step": done,
                                                     "data": data_state,
+                                                    "source": data_name,
                                                     "flops_per_step": flops,
                                                     "latent_scale": latent_scale}, wait=False)
             if preempted:
@@ -831,7 +889,8 @@ def run_train(args) -> int:
     refuse_cpu(args.preset, args.allow_cpu)
     source = data.open_source(args.data, cfg.data, batch_size=cfg.train.batch_size,
                               split=args.split)
-    m = train(cfg, source, args.workdir, progress=not args.no_progress, stop_at=args.stop_at)
+    m = train(cfg, source, args.workdir, progress=not args.no_progress, stop_at=args.stop_at,
+              data_name=source_name(args.data, args.split))
     print(json.dumps(m))
     if m.get("preempted"):
         print(f"physim train: preempted (SIGTERM) after step {m['step']}; its checkpoint is "

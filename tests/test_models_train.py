@@ -101,6 +101,38 @@ def test_resume_is_bit_identical(tmp_path):
                zip(jax.tree.leaves(s2["params"]), jax.tree.leaves(sb["params"]), strict=True))
 
 
+def test_workdir_is_locked_and_a_resume_must_match_the_run(tmp_path):
+    cfg = _cfg(steps=2, ckpt_every=2)
+    src = data.SyntheticSource(cfg.data.resolution, cfg.data.frames)
+    wd = str(tmp_path / "w")
+    train.train(cfg, src, wd, progress=False, data_name="scenario:uniform")
+    # The same run again: nothing to do, accepted (logging settings may change).
+    train.train(configs.apply_overrides(cfg, ["train.log_every=7"]), src, wd, progress=False,
+                data_name="scenario:uniform")
+    saved = (tmp_path / "w" / "config.json").read_text()
+    assert '"log_every": 7' in saved
+    for bad, match in ((["train.lr=0.5"], "train.lr"), (["train.seed=3"], "train.seed"),
+                       (["train.steps=9"], "train.steps")):
+        with pytest.raises(ValueError, match=f"other settings.*{match}"):
+            train.train(configs.apply_overrides(cfg, bad), src, wd, progress=False,
+                        data_name="scenario:uniform")
+    with pytest.raises(ValueError, match="trained on scenario:uniform, not scenario:collision"):
+        train.train(cfg, src, wd, progress=False, data_name="scenario:collision")
+    assert (tmp_path / "w" / "config.json").read_text() == saved  # refused runs wrote nothing
+    # A second trainer on a held workdir is refused, naming the holder.
+    with checkpoint.workdir_lock(wd):
+        with pytest.raises(ValueError, match=f"in use by another physim train .pid {os.getpid()}"):
+            train.train(cfg, src, wd, progress=False, data_name="scenario:uniform")
+    # A workdir whose checkpoints cannot be written is refused before training.
+    bad = tmp_path / "ro"
+    bad.mkdir()
+    (bad / "checkpoints").write_text("not a folder")
+    with pytest.raises(OSError):
+        train.train(cfg, src, str(bad), progress=False)
+    assert train.source_name("scenario:uniform") == "scenario:uniform"
+    assert train.source_name(str(tmp_path), "id") == f"{os.path.realpath(tmp_path)} (split id)"
+
+
 _DEVICES_SCRIPT = """
 import dataclasses, json, sys, jax
 from models import configs, data, train
