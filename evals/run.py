@@ -114,15 +114,18 @@ def evaluate(
 
 
 def write_outputs(out_dir, ev) -> None:
-    """Write ``results.json``, ``per_video.csv`` and ``report.md`` (+ plots) of an
+    """Write ``per_video.csv``, ``report.md`` (+ plots) and, last, ``results.json`` of an
     :class:`evals.core.Evaluation` into ``out_dir`` (created)."""
     from evals import report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "results.json", ev.results)
+    # results.json is the mark of a complete output: an older one goes first and the new
+    # one is written last, so a killed evaluation never leaves a complete-looking folder.
+    (out / "results.json").unlink(missing_ok=True)
     write_csv(out / "per_video.csv", ev.rows)
     report.write_report(out, ev.results, ev.rows, ev.strips)
+    _write_json(out / "results.json", ev.results)
 
 
 def _write_json(path: Path, obj) -> None:

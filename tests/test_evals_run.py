@@ -52,6 +52,28 @@ def test_ground_truth_npy_report(truth, tmp_path):
     assert (out / "strips.png").exists() and (out / "speed.png").exists()
 
 
+def test_results_json_is_written_last_and_a_failed_rerun_leaves_none(truth, tmp_path,
+                                                                   monkeypatch):
+    from evals import report
+
+    gen, out = tmp_path / "gen", tmp_path / "report"
+    _write_npy(truth, gen)
+    run.evaluate(gen, truth, out, metrics=["laws"])
+    assert (out / "results.json").is_file() and (out / "report.md").is_file()
+
+    def killed(*a, **k):  # the evaluation dies while writing its report
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "write_report", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run.evaluate(gen, truth, out, metrics=["laws"])
+    # no results.json, neither the new one nor the stale one of the first run
+    assert not (out / "results.json").exists() and (out / "per_video.csv").is_file()
+    monkeypatch.undo()
+    run.evaluate(gen, truth, out, metrics=["laws"])
+    assert json.loads((out / "results.json").read_text())["n_scored"] == 6
+
+
 def test_leftovers_of_killed_writers_are_not_videos(truth, tmp_path):
     gen = tmp_path / "gen"
     _write_npy(truth, gen)
