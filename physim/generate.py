@@ -28,6 +28,7 @@ prints it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -137,8 +138,15 @@ def verified_info(out, plan: Plan, k: int) -> dict | None:
         return None
     try:
         info = json.loads(side.read_text())
-        if info.get("bytes") != path.stat().st_size or sh.file_sha256(path) != info.get("sha256"):
+        if info.get("bytes") != path.stat().st_size:
             return None
+        data = path.read_bytes()
+        if sh.sha256(data) != info.get("sha256"):
+            return None
+        # Every field of the sidecar (levels, parameter ranges, ...) is what the shard says.
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if _canon(_shard_info(plan, k, {n: z[n] for n in z.files}, data)) != _canon(info):
+                return None
         shard = sh.Shard(path)
         try:
             shard.check(count=info["count"])
@@ -155,13 +163,24 @@ def verified_info(out, plan: Plan, k: int) -> dict | None:
 
 
 def split_summary(out, plan: Plan) -> dict | None:
-    """Manifest entry of a split if all its shards have sidecars, else None."""
+    """Manifest entry of a split if all its shards have sidecars, else None. Each shard is
+    verified against its sidecar (:func:`verified_info`) first, so a sidecar that does not
+    describe its shard never enters the manifest (``ValueError`` naming the shard and the
+    command that repairs it)."""
     infos = []
     for k in range(plan.n_shards):
-        side = Path(out) / plan.sidecar_file(k)
-        if not side.exists():
+        if not (Path(out) / plan.sidecar_file(k)).exists():
             return None
-        infos.append(json.loads(side.read_text()))
+    for k in range(plan.n_shards):
+        info = verified_info(out, plan, k)
+        if info is None:
+            raise ValueError(
+                f"{out}: shard {plan.shard_file(k)} of split {plan.split!r} does not match its "
+                f"sidecar {plan.sidecar_file(k)} (edited, corrupt or half-written); no "
+                f"manifest was written. `physim generate {plan.scenario} --split {plan.split} "
+                f"--n {plan.n} --seed {plan.seed} --out {out}` (with the same --set) "
+                "recomputes it")
+        infos.append(info)
     levels: dict[str, int] = {}
     params: dict[str, list[float]] = {}
     for info in infos:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +253,26 @@ def test_a_manifest_entry_pointing_at_another_shard_is_refused(tmp_path):
     (root / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(dataset.DatasetError, match="the manifest says 'train' 0..9"):
         dataset.open(root).ids  # noqa: B018
+
+
+@pytest.mark.parametrize("field", ["levels", "params", "count"])
+def test_a_tampered_sidecar_of_another_split_does_not_enter_the_manifest(tmp_path, field):
+    root = tmp_path / "d"
+    gen(root, n=20)  # train: 2 shards, manifest written
+    side = next(p for p in sorted(root.rglob("*.json")) if "train" in str(p)
+                and p.name not in ("plan.json", "manifest.json"))
+    info = json.loads(side.read_text())
+    info[field] = ({"forged": 99} if field == "levels" else
+                   {"v": [-50.0, 50.0]} if field == "params" else info["count"] + 1)
+    side.write_text(json.dumps(info))
+    before = (root / "manifest.json").read_text()
+    sidecar = re.escape(f"train/{side.name}")
+    with pytest.raises(ValueError, match=f"does not match its sidecar {sidecar}"):
+        gen(root, n=5, split="id")
+    assert (root / "manifest.json").read_text() == before  # the forged entry did not land
+    # The command the error names repairs the split; then the other split is accepted.
+    gen(root, n=20)
+    gen(root, n=5, split="id")
+    man = json.loads((root / "manifest.json").read_text())
+    assert set(man["splits"]) == {"train", "id"} and "forged" not in json.dumps(man)
+    assert man["splits"]["train"]["count"] == 20
