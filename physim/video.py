@@ -160,6 +160,9 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise ValueError(f"export output {out} is not writable")
+    from physim.shards import clean_stale_temps
+
+    clean_stale_temps(out)  # what killed exports of this host left behind
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     bar = _bar(len(ds), f"export {fmt}", progress)
@@ -203,7 +206,9 @@ def _export_hdf5(ds, split, path: Path, res: int, bar, pool) -> None:
 
     sub = Dataset(ds.path, split=split, verify=ds.verify)
     n = len(sub)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    import socket
+
+    tmp = path.with_name(f".tmp-{socket.gethostname()}-{os.getpid()}-{path.name}")
     try:
         with h5py.File(tmp, "w") as f:
             groups = {

@@ -1,5 +1,7 @@
 """Video I/O and exports: mp4/GIF/PNG round trips, npy/mp4/hdf5 exports of a dataset."""
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -75,7 +77,19 @@ def test_export_mp4_decodes_to_the_video(small, tmp_path):
 
 
 def test_export_hdf5_paper_layout(small, tmp_path):
+    import socket
+
+    # What a killed export left (a dead pid of this host) is removed; a live one is kept.
+    (tmp_path / "h5").mkdir()
+    host = socket.gethostname()
+    dead = tmp_path / "h5" / f".tmp-{host}-999999999-collision_train.hdf5"
+    live = tmp_path / "h5" / f".tmp-{host}-{os.getpid()}-other.hdf5"
+    dead.write_bytes(b"half an hdf5 file")
+    live.write_bytes(b"being written")
     video.export(small, "hdf5", tmp_path / "h5", resolution=16, progress=False)
+    assert not dead.exists() and live.exists()
+    assert sorted(p.name for p in (tmp_path / "h5").iterdir()) == [live.name,
+                                                                  "collision_train.hdf5"]
     with h5py.File(tmp_path / "h5" / "collision_train.hdf5", "r") as f:
         assert {"video_streams", "position_streams", "init_streams"} <= set(f)
         pos = f["position_streams"]["00000"][()]
