@@ -324,3 +324,20 @@ def test_exact_copies_of_large_discs_look_lossless_and_codecs_do_not(tmp_path, s
         inner = (f == rgb[0]).all(axis=-1)
         shifted[inner] = np.clip(rgb[0].astype(int) + [-3, 3, 3], 0, 255)
         assert not inputs.looks_lossless(shifted, rgb)
+
+
+@pytest.mark.parametrize("res", [1, 4])
+def test_frames_too_small_to_parse_are_a_clear_error(truth, frames, res, tmp_path):
+    vid = truth.ids[0]
+    tiny = {vid: np.full((len(frames[vid]), res, res, 3), 255, np.uint8)}
+    with pytest.raises(inputs.EvalInputError, match=f"frames of {res}x{res} px are too small"):
+        evaluate_arrays(tiny, truth, metrics=FAST, allow_missing=True)
+    gen = tmp_path / "gen"  # the CLI: exit 2, nothing written
+    gen.mkdir()
+    np.save(gen / f"{vid}.npy", tiny[vid])
+    rc = cli.main(["evaluate", str(gen), "--truth", str(truth.path), "--out",
+                   str(tmp_path / "out"), "--no-progress", "--allow-missing"])
+    assert rc == 2 and not (tmp_path / "out" / "results.json").exists()
+    # Positive control: 8 px frames are parsed.
+    ok = {vid: np.asarray(truth.frames(0, resolution=8))}
+    assert evaluate_arrays(ok, truth, metrics=FAST, allow_missing=True)["n_scored"] == 1
