@@ -230,7 +230,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         steps=(("cpu-mini", 1500),)),  # 11 cells
     "memorization": Experiment("memorization", "Memorization with and without flip (§5.2)",
                                _memorization, ("uniform",), "memorization",
-                               steps=(("cpu-mini", 5000),)),  # 2 cells
+                               steps=(("cpu-mini", 3000),)),  # 2 cells
     "attributes": Experiment("attributes", "Pairwise attribute priority (paper §5.3)",
                              _attributes, ATTRIBUTE_PAIRS, "attributes",
                              steps=(("cpu-mini", 2500),)),  # 6 cells

@@ -195,6 +195,11 @@ def test_cli_parsers_register_and_validate(tmp_path):
                              "--workdir", str(tmp_path / "w2")])
     with pytest.raises(ValueError, match="--data"):
         bad.func(bad)
+    zero = parser.parse_args(["train", "--preset", "dit-test", "--data", "synthetic",
+                              "--workdir", str(tmp_path / "w3"), "--stop-at", "0"])
+    with pytest.raises(ValueError, match="--stop-at must be >= 1"):
+        zero.func(zero)
+    assert not (tmp_path / "w3").exists()
 
 
 def test_batch_iterator_is_a_function_of_index():
