@@ -81,6 +81,7 @@ def cmd_generate(args) -> int:
         executor=args.executor,
         address=args.address,
         shard_size=args.shard_size,
+        select=args.select,
         progress=not args.no_progress,
     )
     if r.get("coverage_warning"):
@@ -178,6 +179,11 @@ def build_parser(argv=(), failures: dict | None = None) -> argparse.ArgumentPars
     p.add_argument("--workers", type=_int, default=1)
     p.add_argument("--shards", default=None, metavar="A:B", help="only shards A..B-1")
     p.add_argument("--shard-size", type=_int, default=None, help="videos per shard")
+    p.add_argument("--select", choices=["even", "stratified"], default="even",
+                   help="which grid rows an evaluation split with --n below its grid takes: "
+                        "evenly spaced (default; may alias with the grid, e.g. collision "
+                        "--n 32 has v2 = 1.0 in every video) or stratified (every velocity "
+                        "and radius pair once before any twice)")
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -48,11 +48,13 @@ from physim.plan import (  # noqa: F401  (re-exported)
     _cached_spec,
     _canon,
     _existing_plans,
+    _pair_axes,
     check_out,
     make_plan,
     make_spec,
     read_plan,
     spec_fields,
+    stratified_rows,
 )
 
 # --------------------------------------------------------------------------- one shard
@@ -252,16 +254,6 @@ def write_manifest(out) -> dict | None:
 # --------------------------------------------------------------------------- grid coverage
 
 
-def _pair_axes(names: list[str]) -> list[tuple[str, str]]:
-    """Parameter pairs of one kind (``r1``/``r2``, ``v1``/``v2``): same letters, digits differ."""
-    by: dict[str, list[str]] = {}
-    for n in names:
-        stem = n.rstrip("0123456789")
-        if stem != n:
-            by.setdefault(stem, []).append(n)
-    return [(a, b) for g in by.values() for i, a in enumerate(g) for b in g[i + 1 :]]
-
-
 def grid_coverage(plan: Plan) -> dict | None:
     """How much of its grid an evaluation split's selected rows cover (None: whole grid or
     a random split).
@@ -289,55 +281,12 @@ def grid_coverage(plan: Plan) -> dict | None:
     return {"rows": (len(rows), plan.grid_size), "axes": axes, "pairs": pairs}
 
 
-def stratified_rows(columns: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """``n`` grid rows (sorted) that cover the grid's axes before repeating any value.
-
-    Greedy: each pick is a row whose same-kind pair strata (``(v1, v2)``, ``(r1, r2)``;
-    :func:`_pair_axes`) have been picked least often, then whose single-axis values have,
-    then the lowest row; so every velocity pair is taken once before any twice, and every
-    value of every axis as evenly as that allows. A pure function of the grid and n.
-
-    Not yet what ``--n`` selects (``Plan.indices`` in :mod:`physim.plan` takes evenly
-    spaced rows, and changing that would change existing evaluation sets); it is the
-    selection an opt-in flag would record in the plan.
-
-    Args:
-      columns: grid parameter columns, name -> (G,) (``*_side`` columns are ignored).
-      n: rows wanted (at most G).
-    """
-    names = [k for k in columns if not k.endswith("_side")]
-    g = len(next(iter(columns.values())))
-    if not 0 < n <= g:
-        raise ValueError(f"n must be in [1, {g}], got {n}")
-    codes = {k: np.unique(columns[k], return_inverse=True)[1].reshape(-1) for k in names}
-    strata = []
-    for a, b in _pair_axes(names):
-        pair = codes[a] * (codes[b].max() + 1) + codes[b]
-        strata.append(np.unique(pair, return_inverse=True)[1].reshape(-1))
-    feats = strata + [codes[k] for k in names]
-    counts = [np.zeros(f.max() + 1, np.int64) for f in feats]
-    taken = np.zeros(g, bool)
-    big = g * (len(names) + 1) + 1
-    out = []
-    for _ in range(n):
-        pair_cost = sum((c[f] for c, f in zip(counts[: len(strata)], strata, strict=True)),
-                        np.zeros(g, np.int64))  # fmt: skip
-        axis_cost = sum((c[f] for c, f in zip(counts[len(strata) :], feats[len(strata) :],
-                                              strict=True)), np.zeros(g, np.int64))  # fmt: skip
-        cost = np.where(taken, np.iinfo(np.int64).max, pair_cost * big + axis_cost)
-        i = int(np.argmin(cost))
-        taken[i] = True
-        out.append(i)
-        for c, f in zip(counts, feats, strict=True):
-            c[f[i]] += 1
-    return np.sort(np.asarray(out, np.int64))
-
-
 def coverage_warning(plan: Plan) -> str | None:
     """A warning naming the grid axes and pairs a subset leaves uncovered (None if none).
 
-    With ``--n`` below the grid size, rows ``floor(k * G / n)`` are taken; their step can
-    alias with the grid's fastest axes (collision ``--n 32``: v2 = 1.0 in every video).
+    With ``--n`` below the grid size, rows ``floor(k * G / n)`` are taken (the default,
+    ``select="even"``); their step can alias with the grid's fastest axes (collision
+    ``--n 32``: v2 = 1.0 in every video). ``select="stratified"`` avoids that.
     """
     cov = grid_coverage(plan)
     if cov is None:
@@ -379,6 +328,7 @@ def generate(
     executor: str = "local",
     address: str | None = None,
     shard_size: int | None = None,
+    select: str = "even",
     progress: bool = True,
 ) -> dict:
     """Generate (or finish) split ``split`` of a dataset in ``out``; see the module docstring.
@@ -394,6 +344,9 @@ def generate(
       shards: ``"A:B"`` or an iterable of shard indices: compute only these.
       executor: ``"local"`` or ``"ray"``; address: a Ray cluster address (None: local Ray).
       shard_size: videos per shard (part of the dataset's identity).
+      select: rows of an evaluation grid with ``n`` below its size: ``"even"`` (evenly
+        spaced; may alias with the grid's axes) or ``"stratified"`` (every same-kind
+        parameter pair once before any twice; recorded in the plan).
       progress: show a tqdm bar.
 
     Returns:
@@ -406,7 +359,7 @@ def generate(
     t0 = time.perf_counter()
     if out is None:
         raise ValueError("an output directory is required")
-    plan = make_plan(scenario, split, n, seed, overrides, shard_size)
+    plan = make_plan(scenario, split, n, seed, overrides, shard_size, select)
     todo_range = (
         parse_shards(shards, plan.n_shards)
         if shards is None or isinstance(shards, str)

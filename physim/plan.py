@@ -73,6 +73,9 @@ class Plan:
       scenario: registry name; spec: its fields (JSON); seed: dataset seed; split: name.
       n: videos requested; grid_size: rows of the split's grid (None for random splits).
       shard_size: video positions per shard; physim_version: the writing version.
+      select: which grid rows ``n < grid_size`` takes: "even" (rows ``floor(k*G/n)``) or
+        "stratified" (:func:`stratified_rows`: every same-kind parameter pair once before
+        any twice).
     """
 
     scenario: str
@@ -82,6 +85,7 @@ class Plan:
     n: int
     grid_size: int | None
     shard_size: int
+    select: str = "even"  # rows of a grid subset: "even" (floor(k*G/n)) or "stratified"
     physim_version: str = physim.__version__
     format_version: int = MANIFEST_VERSION
 
@@ -102,6 +106,8 @@ class Plan:
         pos = np.arange(k * self.shard_size, min((k + 1) * self.shard_size, self.n_selected))
         if self.grid_size is None or self.n >= self.grid_size:
             return pos.astype(np.int64)
+        if self.select == "stratified":
+            return _stratified(self.scenario, _canon(self.spec), self.split, self.n)[pos]
         return (pos * self.grid_size) // self.n  # n rows evenly spaced over the grid
 
     def shard_file(self, k: int) -> str:
@@ -119,7 +125,72 @@ class Plan:
             return f"random: indices 0..{self.n - 1}"
         if self.n >= self.grid_size:
             return f"grid: all {self.grid_size} rows"
+        if self.select == "stratified":
+            return (f"grid: {self.n} of {self.grid_size} rows, stratified (every parameter "
+                    "pair once before any twice)")
         return f"grid: {self.n} of {self.grid_size} rows, evenly spaced (row = floor(k*G/n))"
+
+
+def _pair_axes(names: list[str]) -> list[tuple[str, str]]:
+    """Parameter pairs of one kind (``r1``/``r2``, ``v1``/``v2``): same letters, digits differ."""
+    by: dict[str, list[str]] = {}
+    for n in names:
+        stem = n.rstrip("0123456789")
+        if stem != n:
+            by.setdefault(stem, []).append(n)
+    return [(a, b) for g in by.values() for i, a in enumerate(g) for b in g[i + 1 :]]
+
+
+def stratified_rows(columns: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """``n`` grid rows (sorted) that cover the grid's axes before repeating any value.
+
+    Greedy: each pick is a row whose same-kind pair strata (``(v1, v2)``, ``(r1, r2)``;
+    :func:`_pair_axes`) have been picked least often, then whose single-axis values have,
+    then the lowest row; so every velocity pair is taken once before any twice, and every
+    value of every axis as evenly as that allows. A pure function of the grid and n.
+
+    What ``Plan.indices`` takes with ``select="stratified"`` (``physim generate --select
+    stratified``); the default stays evenly spaced rows, so existing sets are unchanged.
+
+    Args:
+      columns: grid parameter columns, name -> (G,) (``*_side`` columns are ignored).
+      n: rows wanted (at most G).
+    """
+    names = [k for k in columns if not k.endswith("_side")]
+    g = len(next(iter(columns.values())))
+    if not 0 < n <= g:
+        raise ValueError(f"n must be in [1, {g}], got {n}")
+    codes = {k: np.unique(columns[k], return_inverse=True)[1].reshape(-1) for k in names}
+    strata = []
+    for a, b in _pair_axes(names):
+        pair = codes[a] * (codes[b].max() + 1) + codes[b]
+        strata.append(np.unique(pair, return_inverse=True)[1].reshape(-1))
+    feats = strata + [codes[k] for k in names]
+    counts = [np.zeros(f.max() + 1, np.int64) for f in feats]
+    taken = np.zeros(g, bool)
+    big = g * (len(names) + 1) + 1
+    out = []
+    for _ in range(n):
+        pair_cost = sum((c[f] for c, f in zip(counts[: len(strata)], strata, strict=True)),
+                        np.zeros(g, np.int64))  # fmt: skip
+        axis_cost = sum((c[f] for c, f in zip(counts[len(strata) :], feats[len(strata) :],
+                                              strict=True)), np.zeros(g, np.int64))  # fmt: skip
+        cost = np.where(taken, np.iinfo(np.int64).max, pair_cost * big + axis_cost)
+        i = int(np.argmin(cost))
+        taken[i] = True
+        out.append(i)
+        for c, f in zip(counts, feats, strict=True):
+            c[f[i]] += 1
+    return np.sort(np.asarray(out, np.int64))
+
+
+@functools.lru_cache(maxsize=8)
+def _stratified(scenario: str, fields_json: str, split: str, n: int) -> np.ndarray:
+    """The stratified rows of a split's grid (cached: every shard asks)."""
+    _, cols = _cached_spec(scenario, fields_json).grid(split)
+    rows = stratified_rows(cols, n)
+    rows.setflags(write=False)
+    return rows
 
 
 # Videos one split may hold: 1e9 uniform videos are about a terabyte of states (the paper's
@@ -127,7 +198,11 @@ class Plan:
 MAX_VIDEOS = 1_000_000_000
 
 
-def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_size=None) -> Plan:
+SELECTIONS = ("even", "stratified")
+
+
+def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_size=None,
+              select: str = "even") -> Plan:
     """Validated :class:`Plan`. ``scenario`` is a registry name or a spec object."""
     if isinstance(scenario, str):
         spec = make_spec(scenario, dict(overrides or {}))
@@ -151,7 +226,15 @@ def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_siz
         shard_size = DEFAULT_SHARD_SIZE if hasattr(spec, "batch") else DEFAULT_RECORD_SHARD_SIZE
     if isinstance(shard_size, bool) or int(shard_size) != shard_size or shard_size < 1:
         raise ValueError(f"shard size must be a positive integer, got {shard_size!r}")
-    return Plan(name, spec_fields(spec), int(seed), split, int(n), grid, int(shard_size))
+    if select not in SELECTIONS:
+        raise ValueError(f"--select must be one of {list(SELECTIONS)}, got {select!r}")
+    if select == "stratified":
+        g = spec.grid(split) if grid is not None and hasattr(spec, "grid") else None
+        if not (isinstance(g, tuple) and len(g) == 2 and isinstance(g[1], dict)):
+            raise ValueError(f"--select stratified needs an evaluation grid of parameter "
+                             f"columns; {name}/{split} has none")
+    return Plan(name, spec_fields(spec), int(seed), split, int(n), grid, int(shard_size),
+                select)
 
 
 # --------------------------------------------------------------------------- output folder

@@ -69,3 +69,39 @@ def test_stratified_rows_spread_one_ball_grids():
         assert len(vals) == min(40, len(np.unique(cols[ax])))
     with pytest.raises(ValueError, match="n must be"):
         stratified_rows(cols, 0)
+
+
+def test_generate_select_stratified_covers_every_velocity_pair(tmp_path, capsys):
+    from physim import dataset
+
+    out = tmp_path / "c"
+    assert cli.main(["generate", "collision", "--split", "id", "--n", "36", "--select",
+                     "stratified", "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().err  # every pair and axis value covered
+    ds = dataset.open(out)
+    pairs = {(ds[i].params["v1"], ds[i].params["v2"]) for i in range(len(ds.ids))}
+    # The 36 rows hold each velocity pair once; the few whose discs cannot be placed are
+    # dropped as in any grid subset, so each pair is still in at most one video.
+    strat = make_plan("collision", "id", 36, 0, select="stratified")
+    assert grid_coverage(strat)["pairs"]["v1,v2"] == (36, 36)
+    assert len(pairs) == len(ds.ids) >= 30
+    man = (out / "manifest.json").read_text()
+    assert "stratified" in man
+    # Same bytes for any worker count and shard order; the even default is unchanged.
+    again = tmp_path / "c2"
+    assert cli.main(["generate", "collision", "--split", "id", "--n", "36", "--select",
+                     "stratified", "--out", str(again), "--no-progress", "--workers", "2",
+                     "--shard-size", "10"]) == 0  # fmt: skip
+    ds2 = dataset.open(again)
+    assert ds2.ids == ds.ids
+    even = make_plan("collision", "id", 36, 0)
+    assert even.select == "even" and grid_coverage(even)["pairs"]["v1,v2"][0] < 36
+    # A random split has no grid to stratify; an unknown selection is named.
+    with pytest.raises(ValueError, match="needs an evaluation grid"):
+        make_plan("uniform", "train", 10, 0, select="stratified")
+    with pytest.raises(ValueError, match="--select must be one of"):
+        make_plan("collision", "id", 10, 0, select="random")
+    # Asking for the other selection in the same folder is refused, naming it.
+    assert cli.main(["generate", "collision", "--split", "id", "--n", "36", "--out",
+                     str(out), "--no-progress"]) == 2  # fmt: skip
+    assert "select" in capsys.readouterr().err
