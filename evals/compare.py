@@ -62,6 +62,15 @@ def _num(x):
     return v if np.isfinite(v) else None
 
 
+def _cause_rates(res: dict) -> str:
+    """``"inertia 41%, shape 12%"``: the judge's implausibility causes of one results.json
+    group (its ``implausible_<check>`` means), most frequent first ("" if none)."""
+    rates = [(k.removeprefix("implausible_"), v) for k, v in res.items()
+             if k.startswith("implausible_") and not k.endswith(("_ci", "_n"))
+             and _num(v) is not None and v > 0]
+    return ", ".join(f"{c} {v:.0%}" for c, v in sorted(rates, key=lambda cv: -cv[1]))
+
+
 def collect(run_dir) -> list[dict]:
     """Rows (dicts) of one run: every evaluated cell and reference, per split and level."""
     run = Path(run_dir)
@@ -89,6 +98,9 @@ def collect(run_dir) -> list[dict]:
             row = dict(base, group=g, n=r.get("n_scored"), lost=lost.get(g),
                        velocity_error=_num(r.get("velocity_error")),
                        abnormal=_num(r.get("abnormal")),
+                       implausible=_num(r.get("implausible")),
+                       unfaithful=_num(r.get("unfaithful")),
+                       implausible_causes=_cause_rates(r),
                        psnr=_num(r.get("psnr")), ssim=_num(r.get("ssim")),
                        **{k: _num(r.get(k)) for k in LAW_COLUMNS},
                        accel_hat_y_median=accel.get(g), **_caselike(cl, g))
@@ -246,16 +258,22 @@ def section_laws(rows, run) -> str:
                         }.get(kind, [])
                 name = f"**{who}**" if who in REFERENCES else who
                 body.append([name, g, r["n"], r["velocity_error"], r.get("found_all"),
-                             r.get("abnormal"), *more])
+                             r.get("abnormal"), r.get("implausible"),
+                             r.get("implausible_causes") or "", r.get("unfaithful"), *more])
         out.append(f"#### {sc}\n\n" + _table(["model / reference", "split", "n",
                                                 "velocity error", "all objects found",
-                                                "abnormal", *extra], body))
+                                                "abnormal", "implausible (judge)",
+                                                "its causes", "unfaithful", *extra], body))
     return ("### Laws per scenario\n\nVelocity error: collision scores the post-collision "
             "frames. *all objects found*: fraction of videos where every object is parsed in "
             ">= 90% of the generated frames in which it is in view in the truth. Momentum "
             "error |Σm v̂ − Σm v| / Σm (units/s), energy error |KE(v̂) − KE(v)| / KE(v), both "
             "after the collision; a_y: least-squares vertical acceleration of the generated "
-            "frames (units/s², g = −2.5).\n\n" + "\n\n".join(out) + "\n")
+            "frames (units/s², g = −2.5). *abnormal*: pixel-level checks against the truth "
+            "(`evals.abnormal`); *implausible*: the physics judge (`evals.judge`: could any "
+            "world with our laws make this video?), with its causes; *unfaithful*: the "
+            "judge's fidelity verdict (leaves the truth from the same start).\n\n"
+            + "\n\n".join(out) + "\n")
 
 
 def section_combinatorial(rows, run) -> str:
@@ -265,7 +283,7 @@ def section_combinatorial(rows, run) -> str:
         n_t = int(r["eval"].removeprefix("comb").split("-")[0] or 0)
         who = r["cell"] if r["kind"] == "model" else f"**{r['model_or_ref']}** (reference)"
         vals = []
-        for key in ("abnormal", "psnr", "ssim"):
+        for key in ("implausible", "abnormal", "psnr", "ssim"):
             for g in ("in-template", "out-of-template"):
                 got = _get(rows, run=run, model_or_ref=r["model_or_ref"], eval=r["eval"],
                            group=g)
@@ -275,12 +293,15 @@ def section_combinatorial(rows, run) -> str:
                      "{:.0%} / {:.0%}".format(*pp["abnormal"]) if pp else "—",
                      "{} / {}".format(*pp["psnr"]) if pp else "—",
                      "{} / {}".format(*pp["ssim"]) if pp else "—"])
-    head = ["model / reference", "templates", "n", "abnormal in", "abnormal out", "PSNR in",
-            "PSNR out", "SSIM in", "SSIM out", "paper DiT-XL abnormal in / out",
+    head = ["model / reference", "templates", "n", "implausible in (judge)",
+            "implausible out (judge)", "abnormal in", "abnormal out", "PSNR in", "PSNR out",
+            "SSIM in", "SSIM out", "paper DiT-XL abnormal in / out (human raters)",
             "paper PSNR", "paper SSIM"]
     return ("### Combinatorial generalization (in-template / out-of-template)\n\n"
-            "Abnormal: fraction of videos failing any pixel-level physics check "
-            "(`evals.scenes`; the paper used 10 human raters). FVD needs the I3D network "
+            "Implausible: the physics judge's verdict (`evals.judge`: unsupported bodies "
+            "must fall, no pass-through, no spontaneous motion, ...), the rate to read "
+            "against the paper's human raters. Abnormal: fraction of videos failing any "
+            "pixel-level check (`evals.scenes`). FVD needs the I3D network "
             "(`--metrics fvd`).\n\n" + _table(head, body) + "\n")
 
 

@@ -144,6 +144,39 @@ class Abnormal:
         return {"abnormal_rate": float(np.mean(vals)) if vals else float("nan")}
 
 
+class Judge:
+    """The physics judge (:func:`evals.judge.judge_video`): per video, ``implausible``
+    (could no world with our laws make it?) with one 0/1 column per cause
+    (``implausible_<check>``, :data:`evals.judge.CHECKS`: the scenario's own checks, the
+    others 0), and ``unfaithful`` (does it leave the truth from the same start?) with its
+    ``divergence_frame``. Their means are the rates in results.json; the paper's human
+    "abnormal" rate is compared with ``implausible`` only. Scenarios without a single set
+    of laws (the composition and ambiguity event records) get no judge columns."""
+
+    name = "judge"
+
+    def video(self, ctx):
+        from evals import judge
+
+        try:
+            laws = judge.laws_of_record(ctx.record)
+        except ValueError:  # no physical laws to judge against
+            return {}
+        v = judge.judge_video(ctx.frames, ctx.record, laws, config=ctx.preset, luma=ctx.luma,
+                              truth_frames=ctx.truth_frames)
+        p, f = v["plausibility"], v["fidelity"] or {}
+        row = {"implausible": int(not p["plausible"]),
+               "implausible_causes": " ".join(p["causes"])}
+        row.update({f"implausible_{c}": int(c in p["causes"]) for c in judge.CHECKS})
+        row.update(unfaithful=int(not f.get("faithful", True)),
+                   unfaithful_causes=" ".join(f.get("causes", [])),
+                   divergence_frame=int(f.get("divergence_frame", -1)))
+        return row
+
+    def summary(self, rows, options):
+        return {}
+
+
 class VideoQuality:
     """PSNR, SSIM, MSE over generated frames and motion-mask IoUs (:mod:`evals.video_metrics`)."""
 
@@ -294,7 +327,8 @@ def register(metric: Metric) -> Metric:
 
 
 # Registration order is the order of per_video.csv columns and results.json entries.
-for _m in (Laws(), Abnormal(), Attributes(), Cases(), VideoQuality(), Lpips(), Fvd(), Paper()):
+for _m in (Laws(), Abnormal(), Judge(), Attributes(), Cases(), VideoQuality(), Lpips(), Fvd(),
+           Paper()):
     register(_m)
 
 # The default set of ``physim evaluate`` and :func:`evals.evaluate_arrays`.

@@ -265,6 +265,10 @@ def get_preset_resolution(preset: str) -> int | None:
 
 
 def _evaluate(name, gen, truth, out, metrics, cell=""):
+    """An evaluate stage; every experiment's evaluation also runs the physics judge
+    (plausibility and fidelity verdicts, ``evals.judge``), which the reports show beside
+    the pixel-level abnormal rate."""
+    metrics = (*metrics, *(() if "judge" in metrics else ("judge",)))
     return Stage(name, ("physim", "evaluate", str(gen), "--truth", str(truth), "--out",
                         str(out), "--metrics", *metrics, "--no-progress"), "evaluate", cell)
 

@@ -113,3 +113,23 @@ def test_bench_reference_parse_is_coarse_but_right():
     inside = laws.inside_box(rec.trajectory.positions, rec.objects.radii)
     err = np.abs(ref - rec.trajectory.positions)[inside]
     assert err.max() < 0.2  # within a pixel or so at 64²
+
+
+def test_judge_metric_rates_truth_plausible_and_a_frozen_rollout_not(tmp_path):
+    from evals import evaluate_arrays
+
+    d = tmp_path / "truth"
+    physim.dataset.generate("uniform", split="id", n=6, seed=0, out=d, progress=False)
+    ds = physim.dataset.open(d)
+    truth = {vid: ds.frames(i, resolution=RES) for i, vid in enumerate(ds.ids)}
+    frozen = {}
+    for vid, f in truth.items():
+        g = f.copy()
+        g[3:] = f[2]  # copy-last: the ball stops after the conditioning frames
+        frozen[vid] = g
+    ok = evaluate_arrays(truth, str(d), metrics=["judge"])
+    bad = evaluate_arrays(frozen, str(d), metrics=["judge"])
+    assert ok["implausible"] == 0.0 and ok["unfaithful"] == 0.0
+    assert bad["implausible"] == 1.0 and bad["implausible_inertia"] == 1.0
+    assert bad["unfaithful"] == 1.0 and bad["implausible_vanish"] == 0.0
+    assert set(ok["splits"]) == {"id"} and "implausible" in ok["splits"]["id"]
