@@ -393,7 +393,8 @@ def looks_lossless(frames: np.ndarray, colors: np.ndarray, background=(255, 255,
 
     - it lies next to (3x3) a pixel far from the background (an object or a strong blend):
       noise in the flat background is not (at most 0.5% of those pixels may be off);
-    - pixels close to an object's colour are mostly exactly it (a codec shifts interiors);
+    - an object's interior (pixels whose 3x3 neighbourhood is all near its colour) is
+      mostly exactly its colour (a codec shifts interiors; tiny discs have none);
     - it is a blend of the background and an object colour (:func:`_edges_are_blends`).
 
     The share of edge pixels is not bounded: at 32 px a large disc's anti-aliased rim is
@@ -413,10 +414,14 @@ def looks_lossless(frames: np.ndarray, colors: np.ndarray, background=(255, 255,
     far = ~near
     if far.any() and (~known & far).sum() > 0.005 * far.sum():
         return False
-    for c in pal[1:].astype(np.int32):  # each object's near-colour pixels: mostly exact
-        close = (np.abs(f - c).max(axis=-1) <= 24) & strong
-        if close.sum() >= 8 and (close & (f == c).all(axis=-1)).sum() < 0.6 * close.sum():
-            return False
+    for c in pal[1:].astype(np.int32):  # each object's interior (3x3 all near its colour)
+        close = np.pad((np.abs(f - c).max(axis=-1) <= 24) & strong, ((0, 0), (1, 1), (1, 1)))
+        inner = np.ones_like(strong)
+        for dy in range(3):
+            for dx in range(3):
+                inner &= close[:, dy:dy + h, dx:dx + w]
+        if inner.sum() >= 8 and (inner & (f == c).all(axis=-1)).sum() < 0.6 * inner.sum():
+            return False  # a codec shifts interiors; a render keeps them exact
     return _edges_are_blends(f[~known].astype(np.uint8), pal)
 
 
