@@ -320,9 +320,12 @@ def test_exact_copies_of_large_discs_look_lossless_and_codecs_do_not(tmp_path, s
         noisy = np.clip(f.astype(np.int16) + rng.integers(-2, 3, f.shape), 0, 255)
         assert not inputs.looks_lossless(noisy.astype(np.uint8), rgb)
         assert not inputs.looks_lossless(video.decode_mp4(video.encode_mp4(f)), rgb)
-        shifted = f.copy()  # a codec's colour shift of the object interiors
-        inner = (f == rgb[0]).all(axis=-1)
-        shifted[inner] = np.clip(rgb[0].astype(int) + [-3, 3, 3], 0, 255)
+        if ds[i].objects.radii.max() < 0.8:  # discs of <= 2.5 px radius have no interior
+            continue  # to test (mp4 and noise above are still caught)
+        shifted = f.copy()  # a codec's colour shift of the largest object's interior
+        big = max(rgb, key=lambda c: int((f == c).all(axis=-1).sum()))
+        inner = (f == big).all(axis=-1)
+        shifted[inner] = np.clip(big.astype(int) + [-3, 3, 3], 0, 255)
         assert not inputs.looks_lossless(shifted, rgb)
 
 
