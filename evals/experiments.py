@@ -207,14 +207,16 @@ def _ambiguity(scale, scenarios):
                  tags=(("study", "ambiguity"),))]
 
 
-# The quickstart's model: one preset trained on each basic scenario's endless stream; the
-# shipped checkpoints (models/checkpoints/index.json) are these runs.
-QUICKSTART_MODEL = ModelSpec("dit-tiny")
+# The quickstart's models: one preset per basic scenario, trained on its endless stream;
+# the shipped checkpoints (models/checkpoints/index.json, "quickstart": true) are these runs.
+QUICKSTART_MODELS = {"uniform": ModelSpec("dit-tiny-xfade"),
+                     "collision": ModelSpec("dit-tiny-xfade"),
+                     "parabola": ModelSpec("dit-tiny")}
 
 
 def _quickstart(scale, scenarios):
     return [Cell(f"{sc}-tiny", sc, "B", "stream", _std_evals(sc, ("laws", "abnormal")),
-                 tags=(("model", QUICKSTART_MODEL.preset),), preset=QUICKSTART_MODEL)
+                 tags=(("model", QUICKSTART_MODELS[sc].preset),), preset=QUICKSTART_MODELS[sc])
             for sc in scenarios]
 
 

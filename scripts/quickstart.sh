@@ -42,11 +42,13 @@ RUN=(python scripts/experiments/run.py quickstart --scale cpu-mini --out "$OUT" 
 t0=$(date +%s)
 if [ "$TRAIN" = 1 ]; then
   [ -n "$STEPS" ] && RUN+=(--steps "$STEPS")
-  est=$(python -c "from models.configs import get_preset as g; t = g('dit-tiny').train; \
-s = ${STEPS:-0} or t.steps; print(f'{s} steps x {t.batch_size} videos each')")
-  echo "quickstart: training dit-tiny from scratch on uniform, collision and parabola" \
-       "(physim train --preset dit-tiny --data scenario:NAME${STEPS:+ --set train.steps=$STEPS});" \
-       "$est, about 100 min each on 2 cores (docs/benchmarks.md); --train-steps N shortens it"
+  echo "quickstart: training the quickstart's models from scratch, one after the other:" \
+       "$(python -c "from evals.experiments import QUICKSTART_MODELS as q
+from models.configs import get_preset as g
+print('; '.join(f'physim train --preset {m.preset} --data scenario:{sc}'
+                f' ({${STEPS:-0} or g(m.preset).train.steps} steps)' for sc, m in q.items()))")" \
+       "${STEPS:+with --set train.steps=$STEPS}; 90-110 min each on one core" \
+       "(docs/benchmarks.md); --train-steps N shortens it"
   "${RUN[@]}"
   echo "quickstart: training took $(python - "$OUT" <<'EOF'
 import json, sys
