@@ -449,11 +449,24 @@ def section_attributes(rows, run) -> str:
               "shape and size by construction and loses velocity.\n")
 
 
-def velocity_stats(run_dir, cell, evalset) -> dict:
-    """Generated vs conditioned velocity of one cell's eval set (from per_video.csv): the
-    horizontal velocity of a one-ball scene against its parameter ``v``; for a collision,
-    each ball's mean post-collision vx against the truth's (two points per video)."""
-    pv = _read_csv(Path(run_dir) / "cells" / cell / "eval" / evalset / "per_video.csv")
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a fraction k / n (NaNs for n = 0)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return float(c - h), float(c + h)
+
+
+def velocity_stats(run_dir, cell, evalset, eval_dir=None) -> dict:
+    """Generated vs conditioned velocity of one cell's eval set (from per_video.csv; or of
+    any ``eval_dir``): the horizontal velocity of a one-ball scene against its parameter
+    ``v``; for a collision, each ball's mean post-collision vx against the truth's (two
+    points per video). ``reversed``: fraction with v̂ < 0, with its count and Wilson CI."""
+    d = Path(eval_dir) if eval_dir else Path(run_dir) / "cells" / cell / "eval" / evalset
+    pv = _read_csv(d / "per_video.csv")
 
     def col(key):
         return np.array([np.nan if (x := _num(r.get(key))) is None else x for r in pv], float)
@@ -465,20 +478,31 @@ def velocity_stats(run_dir, cell, evalset) -> dict:
     ok = np.isfinite(v) & np.isfinite(vh)
     if not ok.any():
         return {"n": 0}
-    return {"n": int(ok.sum()), "v": v[ok], "v_hat": vh[ok],
-            "reversed": float(np.mean(vh[ok] < 0)), "mean_shift": float(np.mean(vh[ok] - v[ok]))}
+    k = int(np.sum(vh[ok] < 0))
+    return {"n": int(ok.sum()), "v": v[ok], "v_hat": vh[ok], "reversed": k / int(ok.sum()),
+            "reversed_k": k, "reversed_ci": wilson(k, int(ok.sum())),
+            "mean_shift": float(np.mean(vh[ok] - v[ok]))}
 
 
 def section_velocity(run, plan, title, note) -> str:
-    body = []
+    body, knn = [], plan.get("options", {}).get("knn") or {}
     for c in plan["cells"]:
         for e in c["evals"]:
-            s = velocity_stats(run, c["name"], e["name"])
-            if s["n"]:
-                body.append([c["name"], e["name"], s["n"], s["mean_shift"], s["reversed"]])
-    return (f"### {title}\n\nMean (generated − conditioned) velocity and fraction of rollouts "
-            f"moving the wrong way (v̂ < 0).\n\n"
-            + _table(["cell", "eval set", "n", "mean v̂ − v", "reversed"], body)
+            rows = [(c["name"], velocity_stats(run, c["name"], e["name"]))]
+            kd = knn.get(c["name"], {}).get(e["name"])
+            if kd:  # case retrieval on this cell's training set (with its flip)
+                rows.append((f"**knn/{Path(kd).parent.parent.name}**",
+                             velocity_stats(run, "", "", eval_dir=kd)))
+            for who, s in rows:
+                if s["n"]:
+                    lo, hi = s["reversed_ci"]
+                    body.append([who, e["name"], s["n"], s["mean_shift"],
+                                 f"{s['reversed_k']}/{s['n']} = {s['reversed']:.1%} "
+                                 f"({lo:.1%}–{hi:.1%})"])
+    return (f"### {title}\n\nMean (generated − conditioned) velocity and rollouts "
+            f"moving the wrong way (v̂ < 0: count, fraction, 95% Wilson interval), each "
+            f"learned cell beside case retrieval on its own training set.\n\n"
+            + _table(["cell / reference", "eval set", "n", "mean v̂ − v", "reversed"], body)
             + f"\n\nPaper: {note}\n")
 
 

@@ -248,3 +248,11 @@ def test_parallel_trainings_run_pinned_and_report_failures(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="--jobs 9"):
         pl.core_groups(9, cores=[0, 1])
     assert pl.core_groups(2, cores=[0, 1, 2, 3]) == [{0, 2}, {1, 3}]
+
+
+def test_wilson_interval_closed_form():
+    lo, hi = compare.wilson(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    lo, hi = compare.wilson(0, 10)
+    assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(0.2775, abs=1e-4)
+    assert all(np.isnan(compare.wilson(0, 0)))
