@@ -164,15 +164,19 @@ def verified_info(out, plan: Plan, k: int) -> dict | None:
 # --------------------------------------------------------------------------- manifest
 
 
+def sidecars_present(out, plan: Plan) -> bool:
+    """Whether every shard of the split has its sidecar (cheap: no shard is read)."""
+    return all((Path(out) / plan.sidecar_file(k)).exists() for k in range(plan.n_shards))
+
+
 def split_summary(out, plan: Plan) -> dict | None:
     """Manifest entry of a split if all its shards have sidecars, else None. Each shard is
     verified against its sidecar (:func:`verified_info`) first, so a sidecar that does not
     describe its shard never enters the manifest (``ValueError`` naming the shard and the
     command that repairs it)."""
+    if not sidecars_present(out, plan):
+        return None
     infos = []
-    for k in range(plan.n_shards):
-        if not (Path(out) / plan.sidecar_file(k)).exists():
-            return None
     for k in range(plan.n_shards):
         info = verified_info(out, plan, k)
         if info is None:
@@ -408,7 +412,9 @@ def generate(
         if bar is not None:
             bar.close()
     with sh.folder_lock(out):
-        manifest = write_manifest(out) if split_summary(out, plan) is not None else None
+        # (write_manifest verifies every split's shards; checking completeness first must
+        # not read them a second time)
+        manifest = write_manifest(out) if sidecars_present(out, plan) else None
     return {
         "out": str(out),
         "coverage_warning": coverage_warning(plan),
