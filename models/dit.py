@@ -266,9 +266,14 @@ class DiT(nnx.Module):
         self.final_norm = nnx.LayerNorm(d, use_scale=False, use_bias=False, epsilon=1e-6,
                                         rngs=rngs)
         self.final_ada = nnx.Linear(d, 2 * d, kernel_init=zeros, dtype=dtype, rngs=rngs)
-        out = c if cfg.head == "linear" else cfg.head_channels  # values per pixel
+        out = cfg.head_channels if cfg.head == "pixel_mlp" else c  # values per pixel
         block = np.prod([p + 2 * o for p, o in zip(cfg.patch, cfg.overlap, strict=True)])
-        self.final = nnx.Linear(d, int(block) * out, kernel_init=zeros, dtype=dtype, rngs=rngs)
+        if cfg.head == "mlp":  # the token's hidden layer; final (zero) maps it to the patch
+            self.head_up = nnx.Linear(d, cfg.head_hidden, kernel_init=xavier, dtype=dtype,
+                                      rngs=rngs)
+        d_in = cfg.head_hidden if cfg.head == "mlp" else d
+        self.final = nnx.Linear(d_in, int(block) * out, kernel_init=zeros, dtype=dtype,
+                                rngs=rngs)
         if cfg.head == "pixel_mlp":  # final is zero: the MLP's first layer gets gradients
             self.head_fc1 = nnx.Linear(out, cfg.head_hidden, kernel_init=xavier, dtype=dtype,
                                        rngs=rngs)
@@ -299,10 +304,13 @@ class DiT(nnx.Module):
             else:
                 h = block(h, c, cos, sin)  # (B, N, D)
         shift, scale = jnp.split(self.final_ada(nnx.silu(temb)), 2, axis=-1)  # (B, D) each
-        h = self.final(modulate(self.final_norm(h), shift, scale))  # (B, N, pt*ph*pw*C')
+        h = modulate(self.final_norm(h), shift, scale)  # (B, N, D)
+        if self.cfg.head == "mlp":
+            h = nnx.gelu(self.head_up(h), approximate=True)  # (B, N, head_hidden)
+        h = self.final(h)  # (B, N, block values): pt*ph*pw*C' (grown by the overlap)
         if any(self.cfg.overlap):
             y = overlap_unpatchify(h, self.cfg.patch, self.cfg.overlap, self.shape)
-        elif self.cfg.head == "linear":
+        elif self.cfg.head != "pixel_mlp":
             y = unpatchify(h, self.cfg.patch, self.shape)  # (B, T, H, W, C)
         else:
             f = unpatchify(h, self.cfg.patch, (*self.shape[:3], self.cfg.head_channels))

@@ -156,6 +156,32 @@ def test_pixel_mlp_head_shapes_and_per_pixel_nonlinearity():
         configs.apply_overrides(cfg, ["dit.head=conv"])
 
 
+def test_mlp_head_draws_patches_outside_the_linear_heads_subspace():
+    """A linear head's patches lie in a ``width``-dimensional affine subspace (the bottleneck
+    measured in docs/results.md); the MLP head's do not, and it keeps the overlap fade."""
+    cfg = configs.apply_overrides(configs.get_preset("dit-test"),
+                                  ["dit.head=mlp", "dit.head_hidden=64"])
+    shape, d = cfg.diffusion_shape, cfg.dit.width
+    model = dit.build(cfg.dit, shape)
+    n_out = model.final.kernel.shape[-1]
+    assert model.head_up.kernel.shape == (d, 64) and model.final.kernel.shape[0] == 64
+    x = jax.random.normal(jax.random.key(0), (2, *shape))
+    mask = jnp.zeros((2, shape[0])).at[:, 0].set(1.0)
+    out = model(x, jnp.array([0.0, 999.0]), x * mask[:, :, None, None, None], mask)
+    assert out.shape == x.shape and out.dtype == jnp.float32
+    np.testing.assert_allclose(out, 0.0, atol=1e-6)  # zero final layer, as DiT's
+    rng = np.random.default_rng(0)
+    model.final.kernel[...] = rng.normal(size=model.final.kernel.shape).astype(np.float32)
+    tokens = jnp.asarray(rng.normal(size=(4 * n_out, d)).astype(np.float32))
+    drawn = np.asarray(model.final(nnx.gelu(model.head_up(tokens), approximate=True)))
+    linear = tokens @ jnp.asarray(rng.normal(size=(d, n_out)).astype(np.float32))
+    rank = lambda a: np.linalg.matrix_rank(a - a.mean(0), tol=1e-3 * np.abs(a).max())  # noqa
+    assert rank(np.asarray(linear)) <= d < min(64, n_out) <= rank(drawn)
+    with_fade = configs.apply_overrides(configs.get_preset("dit-tiny-mlp"), [])
+    assert with_fade.dit.head == "mlp" and any(with_fade.dit.overlap)
+    assert train_build(with_fade).final.kernel.shape == (256, 8 * 8 * 8 * 3)
+
+
 def test_weighted_loss_weights_the_squared_error():
     cfg = configs.DiffusionConfig(objective="flow_x", sample_steps=4, t_dist="grid")
     x0 = jax.random.uniform(jax.random.key(1), (2, 4, 4, 4, 3), minval=-1, maxval=1)
