@@ -153,9 +153,8 @@ def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[lis
     Returns (per-video rows, summary with ``splits`` and ``levels``).
     Raises ValueError naming the problem (no knn.json, missing videos, shape mismatch).
     """
-    from evals import attributes, parse
+    from evals import attributes, inputs, parse
     from evals.laws import aggregate
-    from evals.run import looks_lossless
     from physim import dataset
 
     gen_dir, case_dir = Path(gen_dir), Path(case_dir)
@@ -194,9 +193,7 @@ def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[lis
         tframes = truth.frames(truth.index(vid), resolution=res)
         c = rec.n_cond
         perm = match_objects(rec.trajectory.positions[c - 1], crec.trajectory.positions[c - 1])
-        preset = parse_preset
-        if preset == "auto":
-            preset = "exact" if looks_lossless(gen, rec.objects.rgb) else "lossy"
+        preset = inputs.parse_preset(gen, rec.objects.rgb, parse_preset)
         tracks = parse.parse(gen, rec.objects.rgb, config=preset)
         ga = attributes.parsed_attributes(tracks, rec)
         s = video_caselike(gen, tframes, case, c, ga, ta, ca, perm, scale)

@@ -115,7 +115,7 @@ def collect(run_dir) -> list[dict]:
     knn, seen = p.get("options", {}).get("knn") or {}, set()
     for c in p["cells"]:
         for e in c["evals"]:
-            add(c["name"], "model", c, e["name"], run / "cells" / c["name"] / "eval" / e["name"])
+            add(c["name"], "model", c, e["name"], cell_eval_dir(run, c["name"], e["name"]))
             d = knn.get(c["name"], {}).get(e["name"])
             if d and d not in seen:  # case retrieval on this cell's training set, once
                 seen.add(d)
@@ -340,7 +340,7 @@ def section_ambiguity(run, plan) -> str:
     from evals.ambiguity import accuracy_by_margin
 
     run = Path(run)
-    sources = [(c["name"], run / "cells" / c["name"] / "eval" / "ambiguity-eval")
+    sources = [(c["name"], cell_eval_dir(run, c["name"], "ambiguity-eval"))
                for c in plan["cells"]]
     sources += [(f"**{k}**", run / "baselines" / k / "ambiguity-eval" / "eval")
                 for k in REFERENCES]
@@ -460,13 +460,18 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(c - h), float(c + h)
 
 
-def velocity_stats(run_dir, cell, evalset, eval_dir=None) -> dict:
-    """Generated vs conditioned velocity of one cell's eval set (from per_video.csv; or of
-    any ``eval_dir``): the horizontal velocity of a one-ball scene against its parameter
-    ``v``; for a collision, each ball's mean post-collision vx against the truth's (two
-    points per video). ``reversed``: fraction with v̂ < 0, with its count and Wilson CI."""
-    d = Path(eval_dir) if eval_dir else Path(run_dir) / "cells" / cell / "eval" / evalset
-    pv = _read_csv(d / "per_video.csv")
+def cell_eval_dir(run_dir, cell: str, evalset: str) -> Path:
+    """Where a pipeline run keeps one cell's evaluation of one eval set."""
+    return Path(run_dir) / "cells" / cell / "eval" / evalset
+
+
+def velocity_stats(eval_dir) -> dict:
+    """Generated vs conditioned velocity of one evaluation folder (its per_video.csv; a
+    cell's is :func:`cell_eval_dir`): the horizontal velocity of a one-ball scene against
+    its parameter ``v``; for a collision, each ball's mean post-collision vx against the
+    truth's (two points per video). ``reversed``: fraction with v̂ < 0, with its count and
+    Wilson CI."""
+    pv = _read_csv(Path(eval_dir) / "per_video.csv")
 
     def col(key):
         return np.array([np.nan if (x := _num(r.get(key))) is None else x for r in pv], float)
@@ -488,11 +493,11 @@ def section_velocity(run, plan, title, note) -> str:
     body, knn = [], plan.get("options", {}).get("knn") or {}
     for c in plan["cells"]:
         for e in c["evals"]:
-            rows = [(c["name"], velocity_stats(run, c["name"], e["name"]))]
+            rows = [(c["name"], velocity_stats(cell_eval_dir(run, c["name"], e["name"])))]
             kd = knn.get(c["name"], {}).get(e["name"])
             if kd:  # case retrieval on this cell's training set (with its flip)
                 rows.append((f"**knn/{Path(kd).parent.parent.name}**",
-                             velocity_stats(run, "", "", eval_dir=kd)))
+                             velocity_stats(kd)))
             for who, s in rows:
                 if s["n"]:
                     lo, hi = s["reversed_ci"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from evals import paper_numbers as paper
-from evals.compare import REFERENCES, _err, _get, velocity_stats
+from evals.compare import REFERENCES, _err, _get, cell_eval_dir, velocity_stats
 from evals.experiments import SCALES as ex_scales
 
 N_GIFS = 2  # videos per (cell, eval set) shown as GIF strips
@@ -123,7 +123,7 @@ def plot_velocity_map(runs, plans, out: Path) -> Path | None:
             continue
         for c in p["cells"]:
             for e in c["evals"]:
-                s = velocity_stats(run, c["name"], e["name"])
+                s = velocity_stats(cell_eval_dir(run, c["name"], e["name"]))
                 if s["n"]:
                     panels.setdefault(c["scenario"], []).append((f"{c['name']}:{e['name']}", s))
     if not panels:

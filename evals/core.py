@@ -200,9 +200,7 @@ def evaluate_videos(
         except EvalInputError as e:
             bad.append(str(e))
             continue
-        preset = parse_preset
-        if preset == "auto":
-            preset = "exact" if inputs.looks_lossless(f, rec.objects.rgb) else "lossy"
+        preset = inputs.parse_preset(f, rec.objects.rgb, parse_preset)
         ctx = mx.VideoContext(vid, rec, f, truth_frames, luma, preset, opts)
         row = {"id": vid, "scenario": rec.scenario, "split": rec.split, "level": rec.level,
                "source": kind(name) if kind else video.kind, "parse": preset,

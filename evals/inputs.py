@@ -405,24 +405,30 @@ def looks_lossless(frames: np.ndarray, colors: np.ndarray, background=(255, 255,
     known = np.isin(f @ weights, pal.astype(np.int32) @ weights)  # (k, H, W)
     bg = pal[0].astype(np.int32)
     strong = np.abs(f - bg).max(axis=-1) > 24  # objects and strong blends
-    pad = np.pad(strong, ((0, 0), (1, 1), (1, 1)))
-    h, w = strong.shape[1:]
-    near = np.zeros_like(strong)
-    for dy in range(3):
-        for dx in range(3):
-            near |= pad[:, dy:dy + h, dx:dx + w]
-    far = ~near
+    far = ~_window3(strong, np.logical_or)
     if far.any() and (~known & far).sum() > 0.005 * far.sum():
         return False
     for c in pal[1:].astype(np.int32):  # each object's interior (3x3 all near its colour)
-        close = np.pad((np.abs(f - c).max(axis=-1) <= 24) & strong, ((0, 0), (1, 1), (1, 1)))
-        inner = np.ones_like(strong)
-        for dy in range(3):
-            for dx in range(3):
-                inner &= close[:, dy:dy + h, dx:dx + w]
+        inner = _window3((np.abs(f - c).max(axis=-1) <= 24) & strong, np.logical_and)
         if inner.sum() >= 8 and (inner & (f == c).all(axis=-1)).sum() < 0.6 * inner.sum():
             return False  # a codec shifts interiors; a render keeps them exact
     return _edges_are_blends(f[~known].astype(np.uint8), pal)
+
+
+def parse_preset(frames: np.ndarray, colors: np.ndarray, preset: str = "auto") -> str:
+    """The parse preset for ``frames``: ``preset`` itself unless ``"auto"``, then
+    ``"exact"`` for lossless renders (:func:`looks_lossless`) and ``"lossy"`` otherwise."""
+    if preset != "auto":
+        return preset
+    return "exact" if looks_lossless(frames, colors) else "lossy"
+
+
+def _window3(mask: np.ndarray, op) -> np.ndarray:
+    """``op`` (``np.logical_or``: dilation, ``np.logical_and``: erosion) over each pixel's
+    3x3 neighbourhood of ``mask`` (k, H, W) bool; outside the frame counts as False."""
+    pad = np.pad(mask, ((0, 0), (1, 1), (1, 1)))
+    h, w = mask.shape[1:]
+    return op.reduce([pad[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)])
 
 
 def _edges_are_blends(px: np.ndarray, pal: np.ndarray) -> bool:

@@ -926,16 +926,16 @@ def fidelity_scene(parsed, truth_parsed, ref, config="exact") -> dict:
 
 def choose_preset(frames, record, preset: str = "auto") -> str:
     """``exact`` for lossless renders, ``lossy`` otherwise (or ``preset`` itself)."""
+    from evals.inputs import parse_preset
+
     if preset != "auto":
         resolve_config(preset)
-        return preset
-    from evals.inputs import looks_lossless
-
-    return "exact" if looks_lossless(np.asarray(frames), record.objects.rgb) else "lossy"
+    return parse_preset(np.asarray(frames), record.objects.rgb, preset)
 
 
 def judge_video(frames, record, laws: Laws | None = None, *, config="auto", luma=None,
-                truth=None, truth_frames=None, fidelity: bool = True) -> dict:  # fmt: skip
+                truth=None, truth_frames=None, fidelity: bool = True,
+                tracks=None) -> dict:  # fmt: skip
     """Both verdicts of one video (T, R, R, 3) uint8 whose conditioning frames are
     ``record``'s.
 
@@ -949,6 +949,8 @@ def judge_video(frames, record, laws: Laws | None = None, *, config="auto", luma
       truth: the fidelity truth when it is not ``record`` (same objects).
       truth_frames: the truth render at this resolution (rigid fidelity; rendered if None).
       fidelity: also compute the fidelity verdict.
+      tracks: the video's :class:`~evals.parse.Tracks` when the caller has parsed it
+        already with the same preset (disc scenarios; scenes are always parsed here).
 
     Returns:
       ``{"plausibility": {...}, "fidelity": {...} | None, "preset": name}``.
@@ -980,9 +982,10 @@ def judge_video(frames, record, laws: Laws | None = None, *, config="auto", luma
             tp = scenes.parse_scene(truth_frames, ref, "exact")
             out["fidelity"] = fidelity_scene(parsed, tp, ref, cfg)
     else:
-        lossy = cfg.parse == "lossy"
-        tracks = parse.parse_record(frames, record, config=cfg.parse,
-                                    luma=luma if lossy else None)  # fmt: skip
+        if tracks is None:
+            lossy = cfg.parse == "lossy"
+            tracks = parse.parse_record(frames, record, config=cfg.parse,
+                                        luma=luma if lossy else None)  # fmt: skip
         out = {"plausibility": plausibility_discs(tracks, record.n_cond, laws, cfg,
                                                   fallback_radii=record.objects.radii),
                "fidelity": fidelity_discs(tracks, truth, cfg) if fidelity else None}  # fmt: skip

@@ -162,8 +162,9 @@ class Judge:
             laws = judge.laws_of_record(ctx.record)
         except ValueError:  # no physical laws to judge against
             return {}
+        tracks = None if judge.is_scene(ctx.record) else ctx.tracks  # parsed once, shared
         v = judge.judge_video(ctx.frames, ctx.record, laws, config=ctx.preset, luma=ctx.luma,
-                              truth_frames=ctx.truth_frames)
+                              truth_frames=ctx.truth_frames, tracks=tracks)
         p, f = v["plausibility"], v["fidelity"] or {}
         row = {"implausible": int(not p["plausible"]),
                "implausible_causes": " ".join(p["causes"])}

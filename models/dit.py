@@ -112,19 +112,17 @@ def _fold_axis(x, axis: int, p: int, o: int):
     left = jnp.pad(take(0, o), pad)  # (.., g, p, ..): cells [jp - o, jp) + zeros
     right = jnp.pad(take(p + o, p + 2 * o), pad)  # cells [jp + p, jp + p + o) + zeros
     core = take(o, p + o)  # cells [jp, jp + p)
-    flat = lambda a: a.reshape(*a.shape[:axis], g * p, *a.shape[axis + 2:])  # noqa: E731
     n = g * p
-    out = flat(core)
-    # left part of block j starts at jp - o: shift the flattened left parts by -o
-    lf = jax.lax.slice_in_dim(flat(left), 0, n, axis=axis)
-    out = out + jnp.concatenate(
-        [jax.lax.slice_in_dim(lf, o, n, axis=axis),
-         jnp.zeros_like(jax.lax.slice_in_dim(lf, 0, o, axis=axis))], axis=axis)
-    rf = flat(right)  # right part of block j starts at jp + p: shift by +p
-    out = out + jnp.concatenate(
-        [jnp.zeros_like(jax.lax.slice_in_dim(rf, 0, p, axis=axis)),
-         jax.lax.slice_in_dim(rf, 0, n - p, axis=axis)], axis=axis)
-    return out
+    flat = lambda a: a.reshape(*a.shape[:axis], n, *a.shape[axis + 2:])  # noqa: E731
+
+    def shift(a, k):  # move by k cells along axis (k > 0: later), zeros coming in
+        a = flat(a)
+        cut = jax.lax.slice_in_dim(a, max(-k, 0), n - max(k, 0), axis=axis)
+        zeros = jnp.zeros_like(jax.lax.slice_in_dim(a, 0, abs(k), axis=axis))
+        return jnp.concatenate([zeros, cut] if k > 0 else [cut, zeros], axis=axis)
+
+    # block j's left part starts at jp - o, its core at jp, its right part at jp + p
+    return flat(core) + shift(left, -o) + shift(right, p)
 
 
 def overlap_unpatchify(x, patch, overlap, shape):

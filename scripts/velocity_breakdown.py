@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from evals import laws, parse
-from evals.run import looks_lossless
+from evals.inputs import parse_preset
 from physim import dataset, world
 
 
@@ -33,7 +33,7 @@ def breakdown(gen_dir, truth_dir, period: int = 4) -> dict:
         if not path.is_file():
             continue
         rec, gen = truth[i], np.load(path, allow_pickle=False)
-        preset = "exact" if looks_lossless(gen, rec.objects.rgb) else "lossy"
+        preset = parse_preset(gen, rec.objects.rgb)
         pos, _ = laws.filled_positions(parse.parse(gen, rec.objects.rgb, config=preset), rec)
         k = np.nonzero(laws.valid_frames(rec)[:, 0])[0]
         if len(k) < 3:

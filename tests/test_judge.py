@@ -221,3 +221,20 @@ def test_score_cli_writes_verdicts_and_refuses_bad_input(tmp_path):
     bad = tmp_path / "bad_missing"
     assert judge.main(["score", str(gen), "--truth", str(truth), "--out", str(bad)]) != 0
     assert not bad.exists()
+
+
+def test_judge_uses_tracks_it_is_given(disc_truths):
+    """Tracks parsed once by the evaluator give the judge's own verdict; they are really
+    used (the tracks of a frozen video make the truth's frames implausible)."""
+    spec, recs = disc_truths["uniform"]
+    rec = recs[0]
+    truth = controls.disc_control("truth", rec, spec, RES)
+    frozen = controls.disc_control("frozen", rec, spec, RES)
+    own = _judge(truth, rec, spec)
+    shared = judge.judge_video(truth, rec, judge.laws_for(spec), config="exact",
+                               tracks=parse.parse_record(truth, rec, config="exact"))
+    same = lambda a: json.dumps(a, sort_keys=True, default=str)  # noqa: E731 (NaN == NaN)
+    assert same(shared) == same(own) and own["plausibility"]["plausible"]
+    wrong = judge.judge_video(truth, rec, judge.laws_for(spec), config="exact",
+                              tracks=parse.parse_record(frozen, rec, config="exact"))
+    assert "inertia" in wrong["plausibility"]["causes"]
