@@ -27,6 +27,7 @@ import numpy as np
 from evals import paper_numbers as paper
 from evals.pipeline import load_plan
 from physim import world
+from physim.scenarios.attributes import PAIRS
 
 REFERENCES = ("truth", "copy-last")
 # Per-scenario law scores carried into comparison.csv (means from results.json).
@@ -422,9 +423,11 @@ def section_attributes(rows, run) -> str:
         want, evidence = paper.ATTRIBUTES.get(pair, ("—", ""))
         counts = json.loads(r.get("attr_counts") or "{}")
         n = sum(counts.values())
-        a, b = pair.split("_")
+        a, b = PAIRS[pair]["a"], PAIRS[pair]["b"]
         ours = counts.get(f"{a}>{b}", 0), counts.get(f"{b}>{a}", 0)
         kept = a if ours[0] > ours[1] else b if ours[1] > ours[0] else "tie"
+        if want == "mixed" and sum(ours) and min(ours) >= paper.MIXED_SHARE * sum(ours):
+            kept = "mixed"
         who = r["cell"] if r["kind"] == "model" else f"**{r['model_or_ref']}** (reference)"
         body.append([who, pair, n, f"{a} kept, {b} changed: {ours[0]}",
                      f"{b} kept, {a} changed: {ours[1]}",

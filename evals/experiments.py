@@ -170,8 +170,9 @@ def _memorization(scale, scenarios):
                  tags=(("flip", str(f)),)) for f in (False, True)]
 
 
+# The six pairs of §5.3 and the counter-example of Fig. 16 (a blue ball and a red ring).
 ATTRIBUTE_PAIRS = ("color_shape", "size_shape", "velocity_shape", "color_size",
-                   "color_velocity", "size_velocity")
+                   "color_velocity", "size_velocity", "color_ring")
 
 
 def _attributes(scale, scenarios):

@@ -32,7 +32,13 @@ ATTRIBUTES = {
     "color_size": ("color", "size changes, colour never does (202 binary cases)"),
     "color_velocity": ("color", "colour kept, velocity shifts a lot (1,584 eval cases)"),
     "size_velocity": ("size", "size mostly kept, velocity shifts at the extremes"),
+    # Fig. 16, the counter-example: neither attribute wins ("mixed", read by compare).
+    "color_ring": ("mixed", "trained on blue balls and red rings, a red ring becomes a red "
+                            "ball or a blue ring: colour no longer dominates"),
 }
+# A pair reads "mixed" when the attribute kept less often still wins at least this share
+# of the videos where exactly one attribute was kept.
+MIXED_SHARE = 0.2
 ATTRIBUTE_ORDER = ("color", "size", "velocity", "shape")
 
 # §5.1 / §5.2 (qualitative).

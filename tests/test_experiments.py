@@ -256,3 +256,21 @@ def test_wilson_interval_closed_form():
     lo, hi = compare.wilson(0, 10)
     assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(0.2775, abs=1e-4)
     assert all(np.isnan(compare.wilson(0, 0)))
+
+
+@pytest.mark.parametrize("pair,counts,kept,agrees", [
+    ("color_shape", {"color>shape": 40, "shape>color": 2}, "color", "yes"),
+    ("color_shape", {"color>shape": 2, "shape>color": 40}, "shape", "no"),
+    # The ring counter-example: colour no longer dominates (both outcomes common) ...
+    ("color_ring", {"color>shape": 30, "shape>color": 12}, "mixed", "yes"),
+    # ... and a colour win with few exceptions does not reproduce it.
+    ("color_ring", {"color>shape": 40, "shape>color": 3}, "color", "no"),
+])
+def test_attribute_section_reads_the_pair_and_the_ring(pair, counts, kept, agrees):
+    rows = [{"run": "r", "kind": "model", "group": "all", "scenario": pair, "cell": pair,
+             "eval": f"{pair}-eval", "model_or_ref": pair, "attr_counts": json.dumps(counts)}]
+    line = next(x for x in compare.section_attributes(rows, "r").splitlines()
+                if x.startswith(f"| {pair} |"))
+    cols = [c.strip() for c in line.strip("|").split("|")]
+    assert cols[6] == kept and cols[8] == agrees, cols
+    assert cols[3].endswith(str(counts["color>shape"]))  # a = colour, b = shape (not "ring")
