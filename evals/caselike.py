@@ -208,7 +208,8 @@ def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[lis
 
 def write(out, rows: list[dict], summary: dict) -> None:
     """``out/caselike.json`` and ``out/per_video.csv``, each written atomically."""
-    from evals.run import _json_clean, write_csv
+    from evals.run import _json_clean
+    from evals.tables import write_csv
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

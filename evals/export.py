@@ -12,12 +12,12 @@ n_cond`` new ones with ``physim evaluate --frames rollout``) and saves ``{id}.np
 
 from __future__ import annotations
 
-import csv
 import io
-import os
 from pathlib import Path
 
 import numpy as np
+
+from evals.tables import write_csv
 
 INDEX_COLUMNS = ("id", "file", "scenario", "split", "level", "n_cond", "n_frames", "resolution")
 
@@ -58,13 +58,5 @@ def export_conditioning(ds, out, resolution: int = 128, progress: bool = False) 
         row.update({f"param_{k}": v for k, v in rec.params.items()
                     if isinstance(v, int | float | np.integer | np.floating)})  # fmt: skip
         rows.append(row)
-    cols = list(INDEX_COLUMNS)
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    tmp = out / f".tmp-{os.getpid()}-index.csv"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out / "index.csv")
+    write_csv(out / "index.csv", rows, first=INDEX_COLUMNS)
     return len(rows)

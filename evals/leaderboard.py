@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.compare import _num  # a finite float, or None (the experiment report's rule)
+from evals.tables import write_csv
 
 
 def is_eval_dir(path) -> bool:
@@ -184,15 +185,7 @@ def build_leaderboard(dirs, out) -> Path:
     rows = leaderboard_rows(dirs)  # validates before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    tmp = out / f".tmp-{os.getpid()}-leaderboard.csv"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out / "leaderboard.csv")
+    write_csv(out / "leaderboard.csv", rows)
     md = leaderboard_markdown(rows)
     if not plot_speed_overlay([r["path"] for r in rows], [r["model"] for r in rows],
                               out / "speed.png"):  # fmt: skip

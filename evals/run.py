@@ -16,7 +16,6 @@ need ``--layout side-by-side``; files holding fewer frames need ``--frames rollo
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -36,6 +35,7 @@ from evals.inputs import (  # noqa: F401  (re-exported: older imports of evals.r
     looks_lossless,
     read_video,
 )
+from evals.tables import write_csv  # noqa: F401  (re-exported)
 
 METRICS = tuple(mx.REGISTRY)
 DEFAULT_METRICS = mx.DEFAULT_METRICS
@@ -131,20 +131,6 @@ def write_outputs(out_dir, ev) -> None:
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     tmp.write_text(json.dumps(obj, indent=1, sort_keys=False))
-    os.replace(tmp, path)
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """One row per scored video, columns the union of the rows' keys (first-seen order)."""
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols and not k.startswith("_")]
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (int(v) if isinstance(v, bool) else v) for k, v in r.items()})
     os.replace(tmp, path)
 
 
