@@ -72,6 +72,10 @@ class ParseConfig:
         parse whenever the fast attempt is kept, up to float round-off where boxes
         overlap or differ (rows summed in another order: ~1e-15 units measured on
         collision videos); it only saves work.
+      blur_invariant_shapes: relabel each visible object's shape per frame from moments a
+        blur does not change (:mod:`evals.shapes`) in frames where it is in view; the
+        radius follows the label. False: the second-moment label only, which reads a
+        ball softened by 0.5 px as a square.
     """
 
     stride: int = 4
@@ -84,6 +88,7 @@ class ParseConfig:
     min_memb: float = 0.0
     coarse_memb: float = 0.0
     temporal: bool = True
+    blur_invariant_shapes: bool = True
 
 
 # Presets: lossless renders, and lossy inputs (mp4, VAE decodes, model samples).
@@ -226,7 +231,25 @@ def parse_batch(
         acc,
         unk,
     )
-    return _tracks_from_acc(acc, unk, cols, obj_col, h, cfg)
+    out = _tracks_from_acc(acc, unk, cols, obj_col, h, cfg)
+    if cfg.blur_invariant_shapes:
+        for b, tr in enumerate(out):
+            _relabel_shapes(tr, frames[b], bg, cfg)
+    return out
+
+
+def _relabel_shapes(tr: Tracks, frames: np.ndarray, bg, cfg: ParseConfig) -> None:
+    """Replace ``tr``'s shape labels (and the radii that follow them) by the blur-invariant
+    ones of :func:`evals.shapes.blur_invariant_shapes`, where it gives one."""
+    from evals.shapes import blur_invariant_shapes
+
+    codes = blur_invariant_shapes(frames, tr.positions, tr.radii, tr.in_view, tr.colors, bg,
+                                  bg_tol=cfg.bg_tol, res_tol=cfg.res_tol,
+                                  skip=tr.shared_color)  # fmt: skip
+    new = codes >= 0
+    if new.any():
+        tr.shapes[new] = codes[new]
+        tr.radii[new] = np.sqrt(tr.areas[new] / AREA_FACTOR[codes[new]])
 
 
 def parse(frames: np.ndarray, colors, **kwargs) -> Tracks:
