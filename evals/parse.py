@@ -243,7 +243,7 @@ def _relabel_shapes(tr: Tracks, frames: np.ndarray, bg, cfg: ParseConfig) -> Non
     ones of :func:`evals.shapes.blur_invariant_shapes`, where it gives one."""
     from evals.shapes import blur_invariant_shapes
 
-    codes = blur_invariant_shapes(frames, tr.positions, tr.radii, tr.in_view, tr.colors, bg,
+    codes = blur_invariant_shapes(frames, tr.positions, tr.areas, tr.in_view, tr.colors, bg,
                                   bg_tol=cfg.bg_tol, res_tol=cfg.res_tol,
                                   skip=tr.shared_color)  # fmt: skip
     new = codes >= 0

@@ -17,7 +17,8 @@ for p != q when g is isotropic):
 
 Measured on exact 32-px renders, blurred by σ = 0, 0.5, 0.8 px: balls q4 <= 0.0024, squares
 0.013-0.017, rings k -0.104 to -0.113 (docs/results.md). A label is given only where the
-object is in view (clear of the frame border) and its radius is at least ``MIN_RADIUS_PX``.
+object is in view (clear of the frame border) and its equal-area radius is at least
+``MIN_RADIUS_PX``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from physim import world
 
 SQUARE_Q4 = 1.0 / 120.0  # halfway between a ball's 0 and a square's 1/60
 RING_K = -0.06  # between a ball's -0.017 and a ring's -0.106
-MIN_RADIUS_PX = 1.5  # below this, pixel sampling dominates the fourth moments
-MARGIN_PX = 3  # membership counted within radius + this many pixels of the centre
+MIN_RADIUS_PX = 1.5  # equal-area disc radius below which no label is given (balls of
+# 1.2-1.4 px were misread in 17-20% of frames, 1.6 px in none)
+REACH, MARGIN_PX = 1.3, 2  # membership counted within REACH * radius + MARGIN_PX
 WORLD_SIZE = float(world.WORLD_SIZE)
 BALL, SQUARE, RING = (world.shape_code(x) for x in ("ball", "square", "ring"))
 _BINOM = np.array([[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 2, 1, 0, 0], [1, 3, 3, 1, 0],
@@ -127,14 +129,16 @@ def _window_invariants(frames, t_idx, cx, cy, reach, bg, col, bg_tol, res_tol2, 
         kurt[j] = (c22 - 2.0 * c11 * c11) / (a * a)
 
 
-def blur_invariant_shapes(frames, positions, radii, in_view, colors, background, *,
+def blur_invariant_shapes(frames, positions, areas, in_view, colors, background, *,
                           bg_tol: float, res_tol: float, skip=None) -> np.ndarray:
     """Per-frame shape codes of each object, -2 where none is given (see module doc).
 
     Args:
       frames: (T, R, R, 3) uint8.
       positions: (T, N, 2) parsed centres, world units (y up), NaN where not visible.
-      radii: (T, N) parsed radii (world units), to size each object's window.
+      areas: (T, N) parsed membership areas (world units²): the object's window reaches
+        ``REACH`` times its equal-area disc radius plus ``MARGIN_PX`` from the centre (a
+        square's corner and a ring's rim lie within 1.25 of it).
       in_view: (T, N) bool, visible and clear of the frame border (only these get a label).
       colors: (N, 3) object colours; background: (3,) its colour.
       bg_tol: per-channel deviation from the background still called background.
@@ -148,7 +152,7 @@ def blur_invariant_shapes(frames, positions, radii, in_view, colors, background,
     n = positions.shape[1]
     skip = np.zeros(n, bool) if skip is None else np.asarray(skip, bool)
     out = np.full(in_view.shape, -2, dtype=np.int32)
-    _label_video(frames, np.asarray(positions, np.float64), np.asarray(radii, np.float64),
+    _label_video(frames, np.asarray(positions, np.float64), np.asarray(areas, np.float64),
                  np.asarray(in_view, bool), np.asarray(colors, np.float64),
                  np.asarray(background, np.float64), skip, float(bg_tol),
                  float(res_tol) ** 2, out)
@@ -156,7 +160,7 @@ def blur_invariant_shapes(frames, positions, radii, in_view, colors, background,
 
 
 @numba.njit(cache=True)
-def _label_video(frames, positions, radii, in_view, colors, bg, skip, bg_tol, res_tol2, out):
+def _label_video(frames, positions, areas, in_view, colors, bg, skip, bg_tol, res_tol2, out):
     """:func:`blur_invariant_shapes` for one video, all objects (writes ``out``)."""
     t_n, res = frames.shape[0], frames.shape[1]
     s = res / WORLD_SIZE
@@ -166,7 +170,7 @@ def _label_video(frames, positions, radii, in_view, colors, bg, skip, bg_tol, re
         t_idx = np.empty(t_n, np.int64)
         m = 0
         for t in range(t_n):
-            r = radii[t, i] * s
+            r = np.sqrt(areas[t, i] / np.pi) * s  # equal-area disc radius, pixels
             if in_view[t, i] and np.isfinite(r) and r >= MIN_RADIUS_PX:
                 t_idx[m] = t
                 m += 1
@@ -178,7 +182,7 @@ def _label_video(frames, positions, radii, in_view, colors, bg, skip, bg_tol, re
             t = t_idx[j]
             cx[j] = positions[t, i, 0] * s
             cy[j] = res - positions[t, i, 1] * s
-            reach[j] = radii[t, i] * s + MARGIN_PX
+            reach[j] = REACH * np.sqrt(areas[t, i] / np.pi) * s + MARGIN_PX
         q4, kurt = np.empty(m), np.empty(m)
         _window_invariants(frames, t_idx, cx, cy, reach, bg, colors[i], bg_tol, res_tol2,
                            q4, kurt)

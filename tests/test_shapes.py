@@ -44,7 +44,7 @@ def test_invariants_match_closed_form_and_survive_blur(res):
                 tr = parse.parse_record(f, rec, config="exact" if sigma == 0 else "lossy")
                 v = np.nonzero(tr.in_view[:, 0])[0]
                 codes = shapes.blur_invariant_shapes(
-                    f, tr.positions, tr.radii, tr.in_view, tr.colors, (255, 255, 255),
+                    f, tr.positions, tr.areas, tr.in_view, tr.colors, (255, 255, 255),
                     bg_tol=0 if sigma == 0 else 8, res_tol=40.0)
                 truth = world.shape_code(rec.objects.shapes[0])
                 assert (codes[v, 0] == truth).all(), (name, rec.id, sigma, codes[v, 0])
