@@ -30,6 +30,7 @@ import functools
 import numpy as np
 
 from evals.parse_kernels import _finalize, _parse_frames
+from evals.shapes import blur_invariant_shapes
 from physim import world
 
 # Normalised second moment m2 / area of each shape (rotation invariant): a disc gives
@@ -241,8 +242,6 @@ def parse_batch(
 def _relabel_shapes(tr: Tracks, frames: np.ndarray, bg, cfg: ParseConfig) -> None:
     """Replace ``tr``'s shape labels (and the radii that follow them) by the blur-invariant
     ones of :func:`evals.shapes.blur_invariant_shapes`, where it gives one."""
-    from evals.shapes import blur_invariant_shapes
-
     codes = blur_invariant_shapes(frames, tr.positions, tr.areas, tr.in_view, tr.colors, bg,
                                   bg_tol=cfg.bg_tol, res_tol=cfg.res_tol,
                                   skip=tr.shared_color)  # fmt: skip

@@ -54,10 +54,14 @@ def invariants(w: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarra
         return np.abs(c40) / a**2, (c22 - 2.0 * c11 * c11) / a**2
 
 
-def label(q4: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Shape codes (:data:`physim.world.SHAPES`) from the invariants; -1 where NaN."""
-    out = np.where(k < RING_K, RING, np.where(q4 > SQUARE_Q4, SQUARE, BALL))
-    return np.where(np.isfinite(q4) & np.isfinite(k), out, -1).astype(np.int32)
+@numba.njit(cache=True)
+def _code(q4: float, k: float) -> int:
+    """Shape code (:data:`physim.world.SHAPES`) from the invariants; -1 where NaN."""
+    if np.isnan(q4) or np.isnan(k):
+        return -1
+    if k < RING_K:
+        return RING
+    return SQUARE if q4 > SQUARE_Q4 else BALL
 
 
 @numba.njit(cache=True)
@@ -73,7 +77,6 @@ def _window_invariants(frames, t_idx, cx, cy, reach, bg, col, bg_tol, res_tol2, 
     ee = e0 * e0 + e1 * e1 + e2 * e2
     m = np.zeros((5, 5))  # m[p, q] = sum w u^p v^q, p + q <= 4
     mu = np.zeros((5, 5))
-    binom = _BINOM
     for j in range(t_idx.shape[0]):
         t, r = t_idx[j], reach[j]
         m[:] = 0.0
@@ -118,7 +121,7 @@ def _window_invariants(frames, t_idx, cx, cy, reach, bg, col, bg_tol, res_tol2, 
                 acc = 0.0
                 for i in range(p + 1):
                     for k in range(q + 1):
-                        acc += (binom[p, i] * binom[q, k] * (-ax) ** (p - i) * (-ay) ** (q - k)
+                        acc += (_BINOM[p, i] * _BINOM[q, k] * (-ax) ** (p - i) * (-ay) ** (q - k)
                                 * m[i, k])
                 mu[p, q] = acc / a
         c11 = mu[2, 0] + mu[0, 2]
@@ -187,11 +190,4 @@ def _label_video(frames, positions, areas, in_view, colors, bg, skip, bg_tol, re
         _window_invariants(frames, t_idx, cx, cy, reach, bg, colors[i], bg_tol, res_tol2,
                            q4, kurt)
         for j in range(m):
-            if np.isnan(q4[j]) or np.isnan(kurt[j]):
-                out[t_idx[j], i] = -1
-            elif kurt[j] < RING_K:
-                out[t_idx[j], i] = RING
-            elif q4[j] > SQUARE_Q4:
-                out[t_idx[j], i] = SQUARE
-            else:
-                out[t_idx[j], i] = BALL
+            out[t_idx[j], i] = _code(q4[j], kurt[j])

@@ -22,23 +22,18 @@ import os
 
 import numpy as np
 
+from models.dit import patchify, unpatchify
 from physim import dataset
 
 
 def to_patches(v: np.ndarray, patch) -> np.ndarray:
     """(N, T, R, R, C) -> (N * tokens, pt*ph*pw*C) in the DiT's patch order."""
-    n, t, h, w, c = v.shape
-    pt, ph, pw = patch
-    x = v.reshape(n, t // pt, pt, h // ph, ph, w // pw, pw, c)
-    return x.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, pt * ph * pw * c)
+    return patchify(v, patch).reshape(-1, int(np.prod(patch)) * v.shape[-1])
 
 
 def from_patches(p: np.ndarray, patch, shape) -> np.ndarray:
     """Inverse of :func:`to_patches` for videos of ``shape`` (N, T, R, R, C)."""
-    n, t, h, w, c = shape
-    pt, ph, pw = patch
-    x = p.reshape(n, t // pt, h // ph, w // pw, pt, ph, pw, c)
-    return x.transpose(0, 1, 4, 2, 5, 3, 6, 7).reshape(shape)
+    return unpatchify(p.reshape(shape[0], -1, p.shape[-1]), patch, shape[1:])
 
 
 def project(patches: np.ndarray, basis: np.ndarray, offset: np.ndarray) -> np.ndarray:
