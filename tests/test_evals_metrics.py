@@ -31,7 +31,7 @@ def test_psnr_ssim_closed_form():
     assert float(vm.ssim(noise, a).mean()) < 0.2
 
 
-def test_matrix_filter_equals_the_convolution():
+def test_sliced_filter_equals_the_convolution():
     rng = np.random.default_rng(1)
     x = rng.random((3, 40, 37, 3)).astype(np.float32)
     for g in (vm._gauss(11, 1.5), vm._gauss(5, 1.1)):
@@ -44,6 +44,17 @@ def test_matrix_filter_equals_the_convolution():
     assert np.abs(shifted - np.asarray(vm._filter_valid_conv(x, g))).max() > 1e-3
 
 
+def test_separable_morphology_equals_reduce_window():
+    rng = np.random.default_rng(2)
+    m = (rng.random((3, 23, 19)) > 0.6).astype(np.float32)
+    for op in (vm.jax.lax.min, vm.jax.lax.max):
+        np.testing.assert_array_equal(np.asarray(vm._morph(m, op)),
+                                      np.asarray(vm._morph_window(m, op)))
+    # Negative control: a 3x3 square is another operator.
+    assert not np.array_equal(np.asarray(vm._morph(m, vm.jax.lax.max, 3)),
+                              np.asarray(vm._morph_window(m, vm.jax.lax.max)))
+
+
 def test_motion_scores_controls():
     rec, frames = _video()
     same = vm.motion_scores(frames, frames)
@@ -54,6 +65,41 @@ def test_motion_scores_controls():
     assert s["spatiotemporal_iou"] < 0.5 and s["weighted_spatial_iou"] < 0.5
     assert s["psnr"] < 40 and s["ssim"] < 1.0
     assert vm.video_scores(frames, frames, rec.n_cond)["psnr"] == 100.0
+
+
+def _jax_scores(truth, gen, n_cond):
+    """The metrics' definitions in JAX (video_metrics.psnr / ssim / motion_scores)."""
+    t, g = truth[n_cond:], gen[n_cond:]
+    out = {"psnr": float(np.mean(np.minimum(np.asarray(vm.psnr(t, g)), 100.0))),
+           "ssim": float(np.mean(vm.ssim(t, g))),
+           "mse": float(np.mean((t / 255.0 - g / 255.0) ** 2))}
+    out.update({k: float(v) for k, v in vm.motion_scores(truth, gen).items()})
+    return out
+
+
+def test_kernel_scores_equal_the_jax_definitions():
+    from evals import video_kernels as vk
+
+    rec, frames = _video()
+    rng = np.random.default_rng(3)
+    noisy = np.clip(frames + rng.normal(0, 12, frames.shape), 0, 255).astype(np.uint8)
+    frozen = frames.copy()
+    frozen[3:] = frames[2]
+    for gen in (noisy, frozen, frames[:, ::-1].copy()):
+        fast, ref = vm.video_scores(frames, gen, rec.n_cond), _jax_scores(frames, gen, rec.n_cond)
+        assert fast.keys() == ref.keys()
+        for k in ref:
+            assert fast[k] == pytest.approx(ref[k], rel=2e-5, abs=2e-6), k
+        # The masks themselves, pixel for pixel.
+        rows = vm._rows(gen)
+        masks = vk.motion_masks(rows, np.asarray(vm._gauss(5, 1.1)),
+                                np.float32(vm.MOTION_ALPHA), np.float32(vm.MOTION_THRESHOLD))
+        np.testing.assert_array_equal(masks, np.asarray(vm.motion_masks(gen)))
+    # Float input in [0, 1] scores as its uint8 source.
+    f = vm.video_scores(frames / 255.0, noisy / 255.0, rec.n_cond)
+    assert f["ssim"] == pytest.approx(vm.video_scores(frames, noisy, rec.n_cond)["ssim"], rel=1e-5)
+    # Negative control: another video is not scored as the truth.
+    assert vm.video_scores(frames, noisy, rec.n_cond)["ssim"] < 0.99
 
 
 def test_frechet_distance_of_gaussians():
