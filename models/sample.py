@@ -169,6 +169,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", choices=("ema", "raw"), default="ema",
                    help="EMA weights (default) or the raw trained weights")
+    p.add_argument("--compile-cache", default=None, metavar="DIR",
+                   help="JAX persistent compilation cache, as for physim train (default: "
+                        "$PHYSIM_COMPILE_CACHE, else ~/.cache/physim/jax/...; '' turns it off)")
     p.set_defaults(func=run_sample)
 
 
@@ -181,6 +184,7 @@ def run_sample(args) -> int:
             args.steps is not None and args.steps < 1):
         raise ValueError(f"--batch, --limit and --steps must be >= 1, got {args.batch}, "
                          f"{args.limit}, {args.steps}")
+    train.compile_cache(getattr(args, "compile_cache", None))
     s = _restore(args.workdir, None, args.weights == "ema", None)
     is_vae = isinstance(s, Reconstructor)
     d = s.cfg.data

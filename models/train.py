@@ -827,7 +827,8 @@ def add_parser(subparsers) -> None:
                    help=f"train a paper preset ({', '.join(PAPER_PRESETS)}) on a CPU anyway")
     p.add_argument("--compile-cache", default=None, metavar="DIR",
                    help="JAX persistent compilation cache (default: $PHYSIM_COMPILE_CACHE, "
-                        "else ~/.cache/physim/jax on GPU/TPU, off on CPU; '' turns it off)")
+                        "else ~/.cache/physim/jax/<jax, jaxlib, backend, host CPU>; '' "
+                        "turns it off)")
     p.set_defaults(func=run_train)
 
 
@@ -856,12 +857,44 @@ def init_distributed(args) -> None:
         jax.distributed.initialize()
 
 
-def _compile_cache(arg: str | None) -> None:
+def compile_cache(arg: str | None) -> str | None:
+    """Turn on JAX's persistent compilation cache for this process; returns its folder.
+
+    ``arg``: a folder, ``""`` (off), or None: ``$PHYSIM_COMPILE_CACHE`` if set (``""``:
+    off), else ``~/.cache/physim/jax/<fingerprint>``, where the fingerprint names the jax
+    and jaxlib versions, the backend and (on CPU) a digest of the host's CPU flags, since
+    XLA:CPU executables are compiled for the host and a runtime must not load another's.
+    Every compilation is cached (no minimum compile time): a sampling run's many short
+    compilations are most of its start-up (16 videos of a tiny model on one core: 22 s
+    cold, 10-12 s warm, docs/benchmarks.md).
+    """
     path = os.environ.get("PHYSIM_COMPILE_CACHE") if arg is None else arg
-    if path is None and jax.default_backend() != "cpu":
-        path = os.path.join(os.path.expanduser("~"), ".cache", "physim", "jax")
-    if path:
-        jax.config.update("jax_compilation_cache_dir", path)
+    if path is None:
+        import hashlib
+
+        import jaxlib
+
+        backend = jax.default_backend()
+        tag = f"{backend}-jax{jax.__version__}-jaxlib{jaxlib.__version__}"
+        if backend == "cpu":
+            try:
+                with open("/proc/cpuinfo") as f:
+                    flags = next((ln for ln in f if ln.startswith("flags")), "")
+            except OSError:
+                flags = ""
+            import platform
+
+            flags = f"{platform.machine()} {platform.processor()} {flags}"
+            tag += "-" + hashlib.sha256(flags.encode()).hexdigest()[:12]
+        path = os.path.join(os.path.expanduser("~"), ".cache", "physim", "jax", tag)
+    if not path:
+        return None
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()  # JAX decides once per process whether it caches
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return path
 
 
 def refuse_cpu(preset: str, allow: bool) -> None:
@@ -881,7 +914,7 @@ def run_train(args) -> int:
     if not args.dry_run and not (args.data and args.workdir):
         raise ValueError("physim train needs --data and --workdir (or --dry-run)")
     init_distributed(args)
-    _compile_cache(args.compile_cache)
+    compile_cache(args.compile_cache)
     if args.dry_run:
         cached = bool(args.data and args.data.startswith("latents:"))
         print(json.dumps(dry_run(cfg, cached=cached), indent=1))

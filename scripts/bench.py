@@ -1,6 +1,6 @@
 """Throughput benchmarks; results go to docs/benchmarks.md (command, date, machine).
 
-    python scripts/bench.py [sim_render] [generate] [loader] [evals] [evaluate] [--quick]
+    python scripts/bench.py [sim_render] [generate] [loader] [evals] [evaluate] [export] [--quick]
 
 Every ratio compares two implementations measured in the same process, on one core
 unless a section says otherwise.
@@ -197,6 +197,51 @@ def bench_train(quick: bool) -> list[str]:
     ]
 
 
+def bench_export(quick: bool) -> list[str]:
+    """Issue 20's export bars: ``physim export`` npy of 500 128-px 32-frame videos against
+    rendering them into memory, and mp4 against a per-video ``imageio.v3.imwrite`` loop in
+    this process (both one thread; files written to a temp folder on the same disk)."""
+    import shutil
+    import tempfile
+
+    import imageio.v3 as iio
+
+    from physim import dataset, video
+
+    n = 100 if quick else 500
+    root = tempfile.mkdtemp(prefix="physim-bench-")
+    try:
+        dataset.generate("uniform", "id", n, 1, f"{root}/ds", progress=False)
+        ds = dataset.open(f"{root}/ds")
+        video.export(ds, "npy", f"{root}/warm", resolution=128, progress=False)  # warm-up
+        times = {}
+        t0 = time.perf_counter()
+        for i in range(n):
+            ds.frames(i, resolution=128)
+        times["render"] = time.perf_counter() - t0
+        for fmt in ("npy", "mp4"):
+            t0 = time.perf_counter()
+            video.export(ds, fmt, f"{root}/{fmt}", resolution=128, progress=False)
+            times[fmt] = time.perf_counter() - t0
+        os.makedirs(f"{root}/loop")
+        t0 = time.perf_counter()
+        for i, vid in enumerate(ds.ids):
+            iio.imwrite(f"{root}/loop/{vid}.mp4", ds.frames(i, resolution=128), fps=video.MP4_FPS,
+                        codec="libx264", quality=10, macro_block_size=2)
+        times["loop"] = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    r, e, m, lo = times["render"], times["npy"], times["mp4"], times["loop"]
+    return [
+        f"| physim export npy, {n} uniform 32x128x128, 1 thread | {n / e:.0f} videos/s "
+        f"({e:.1f} s) | rendering them into memory: {n / r:.0f} videos/s ({r:.1f} s) | "
+        f"{e / r:.2f}x the time (bar: 2x) |",
+        f"| physim export mp4, same videos, 1 thread | {n / m:.0f} videos/s ({m:.1f} s) | "
+        f"imageio.v3.imwrite loop: {n / lo:.0f} videos/s ({lo:.1f} s) | {lo / m:.2f}x as fast "
+        f"(bar: 3x) |",
+    ]
+
+
 def bench_evaluate(quick: bool) -> list[str]:
     """Issue 16's bar: the default metrics (laws, abnormal, video) on 500 128-px 32-frame
     videos within 3x the time of ``--metrics laws abnormal``, through the one evaluation
@@ -238,6 +283,7 @@ SECTIONS = {
     "scenes": bench_scenes,
     "train": bench_train,
     "evaluate": bench_evaluate,
+    "export": bench_export,
 }
 
 

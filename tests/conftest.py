@@ -1,6 +1,12 @@
 """Shared fixtures."""
 
+import os
+
 import pytest
+
+# Tests that run `physim train` / `physim sample` in-process must not fill the user's
+# JAX compilation cache (~/.cache/physim/jax); the one test of the cache passes a folder.
+os.environ.setdefault("PHYSIM_COMPILE_CACHE", "")
 
 
 @pytest.fixture(scope="module")

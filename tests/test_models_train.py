@@ -252,8 +252,17 @@ def test_sample_cli_writes_full_length_videos(overfit_run, tiny_dataset, tmp_pat
     sample.add_parser(parser.add_subparsers())
     out = tmp_path / "gen"
     args = parser.parse_args(["sample", "--workdir", wd, "--data", tiny_dataset, "--out",
-                              str(out), "--steps", "2", "--limit", "3", "--batch", "2"])
-    assert args.func(args) == 0
+                              str(out), "--steps", "2", "--limit", "3", "--batch", "2",
+                              "--compile-cache", str(tmp_path / "cc")])
+    sample._JIT.clear()  # compile here, so that the rollout enters the persistent cache
+    try:
+        assert args.func(args) == 0
+    finally:
+        from jax.experimental.compilation_cache import compilation_cache
+
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
+    assert any(n.endswith("-cache") for n in os.listdir(tmp_path / "cc"))
     import physim.dataset
 
     ds = physim.dataset.open(tiny_dataset)

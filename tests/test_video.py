@@ -66,6 +66,39 @@ def test_export_npy_equals_rendered_frames(small, tmp_path):
         got = np.load(tmp_path / "npy" / f"{vid}.npy", allow_pickle=False)
         assert got.dtype == np.uint8 and got.shape == (32, 16, 16, 3)
         assert np.array_equal(got, small.frames(i, resolution=16))
+        # The same bytes as np.save (header + frames written as two parts).
+        buf = __import__("io").BytesIO()
+        np.save(buf, small.frames(i, resolution=16), allow_pickle=False)
+        assert (tmp_path / "npy" / f"{vid}.npy").read_bytes() == buf.getvalue()
+    # Chunks smaller than the dataset (one flush per chunk) write the same files.
+    old = video.EXPORT_CHUNK_BYTES
+    try:
+        video.EXPORT_CHUNK_BYTES = 1
+        video.export(small, "npy", tmp_path / "npy1", resolution=16, progress=False, workers=2)
+    finally:
+        video.EXPORT_CHUNK_BYTES = old
+    for vid in small.ids:
+        a, b = (tmp_path / d / f"{vid}.npy" for d in ("npy", "npy1"))
+        assert a.read_bytes() == b.read_bytes()
+    assert not [p for p in (tmp_path / "npy1").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_atomic_write_many_is_all_or_nothing(tmp_path, monkeypatch):
+    from physim import shards
+
+    shards.atomic_write_many([(tmp_path / "a.bin", b"1"), (tmp_path / "b.bin", [b"2", b"3"])])
+    assert (tmp_path / "a.bin").read_bytes() == b"1" and (tmp_path / "b.bin").read_bytes() == b"23"
+    # Without syncfs every temp file is fsynced instead; same result.
+    monkeypatch.setattr(shards, "_syncfs", lambda fd: False)
+    shards.atomic_write_many([(tmp_path / "a.bin", b"4")])
+    assert (tmp_path / "a.bin").read_bytes() == b"4"
+    # A failure while writing leaves the old files and no temp file.
+    with pytest.raises(TypeError):
+        shards.atomic_write_many([(tmp_path / "a.bin", b"5"), (tmp_path / "c.bin", 7)])
+    assert (tmp_path / "a.bin").read_bytes() == b"4" and not (tmp_path / "c.bin").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]
+    with pytest.raises(ValueError, match="one folder"):
+        shards.atomic_write_many([(tmp_path / "x", b""), (tmp_path / "sub" / "y", b"")])
 
 
 def test_export_mp4_decodes_to_the_video(small, tmp_path):
