@@ -9,6 +9,12 @@ and copy-last references scored on the same evaluation sets::
 
 ``--eval DIR`` holds ``eval-{id,ood}`` (model), ``eval-truth-{split}`` and
 ``eval-copy-last-{split}``, as ``physim evaluate --out`` wrote them.
+
+A cell of an experiment run (``scripts/experiments/run.py``) is carded from the run
+itself: ``--run RUN --cell CELL`` (instead of ``--eval``) reads every evaluation set of the
+cell (``RUN/cells/CELL/eval/EVAL``, one folder scoring both splits), split by split, with
+the run's truth, copy-last and knn references of the same sets and, where scored, the
+attribute outcome (``attribute_priority``) and the case-likeness.
 """
 
 from __future__ import annotations
@@ -49,7 +55,63 @@ def scores(res_dir: Path) -> dict:
     return out
 
 
+def _pick(res: dict) -> dict:
+    out = {"n": res.get("n") or res.get("n_scored")}
+    for k in KEYS:
+        if _num(res.get(k)) is not None:
+            out[k] = round(float(res[k]), 5)
+            ci = res.get(f"{k}_ci")
+            if k == "velocity_error" and ci:
+                out[f"{k}_ci"] = [round(float(c), 5) for c in ci]
+    return out
+
+
+def split_scores(res_dir: Path) -> dict:
+    """Headline numbers of one evaluation folder that scores several splits: overall, per
+    split (results.json's ``splits`` groups) and the attribute outcome when scored."""
+    res = json.loads((res_dir / "results.json").read_text())
+    out = {"all": scores(res_dir)}
+    for split, r in sorted(res.get("splits", {}).items()):
+        out[split] = _pick(r)
+    if res.get("attribute_priority"):
+        out["attribute_priority"] = res["attribute_priority"]
+    return out
+
+
+def cell_card(a) -> dict:
+    """Scores of an experiment cell, per evaluation set, with the run's references."""
+    run = Path(a.run)
+    plan = json.loads((run / "plan.json").read_text())
+    cell = next((c for c in plan["cells"] if c["name"] == a.cell), None)
+    if cell is None:
+        raise ValueError(f"no cell {a.cell!r} in {run}/plan.json (cells: "
+                         f"{', '.join(c['name'] for c in plan['cells'])})")
+    knn = plan.get("options", {}).get("knn", {}).get(a.cell, {})
+    s = {}
+    for e in cell["evals"]:
+        name = e["name"]
+        s[name] = split_scores(run / "cells" / a.cell / "eval" / name)
+        for ref in ("truth", "copy-last"):
+            d = run / "baselines" / ref / name / "eval"
+            if d.is_dir():
+                s[f"{ref}_{name}"] = split_scores(d)
+        if name in knn and Path(knn[name]).is_dir():
+            s[f"knn_{name}"] = split_scores(Path(knn[name]))
+        cl = run / "cells" / a.cell / "caselike" / name / "results.json"
+        if cl.is_file():
+            s[f"caselike_{name}"] = json.loads(cl.read_text())
+    return s
+
+
 def card(a) -> dict:
+    if a.run:
+        s = cell_card(a)
+        out = {"name": a.name, "scenario": a.scenario, "preset": a.preset,
+               "command": a.command, "train_minutes": a.minutes, "quickstart": a.quickstart,
+               "eval_sets": a.eval_sets, "scores": s}
+        if a.note:
+            out["note"] = a.note
+        return out
     ev = Path(a.eval)
     s = {}
     for split in ("id", "ood"):
@@ -77,11 +139,16 @@ def main(argv=None) -> int:
     p.add_argument("--preset", required=True)
     p.add_argument("--command", required=True, help="the exact training command")
     p.add_argument("--minutes", type=float, required=True, help="training wall minutes")
-    p.add_argument("--eval", required=True, help="folder of the evaluate outputs")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--eval", help="folder of the evaluate outputs")
+    src.add_argument("--run", help="an experiment run folder (with --cell)")
+    p.add_argument("--cell", help="the run's cell this export was trained as")
     p.add_argument("--eval-sets", default="", help="how the evaluation sets were generated")
     p.add_argument("--quickstart", action="store_true", help="the quickstart rolls it out")
     p.add_argument("--note", default="")
     a = p.parse_args(argv)
+    if bool(a.run) != bool(a.cell):
+        p.error("--run and --cell go together")
     if not (INDEX.parent / a.name / "config.json").is_file():
         print(f"error: no export at {INDEX.parent / a.name} (python -m models.checkpoint RUN "
               f"{INDEX.parent / a.name})", file=sys.stderr)
@@ -89,7 +156,7 @@ def main(argv=None) -> int:
     try:
         new = card(a)
     except (OSError, KeyError, ValueError) as e:
-        print(f"error: {a.eval}: {e}", file=sys.stderr)
+        print(f"error: {a.eval or a.run}: {e}", file=sys.stderr)
         return 2
     index = json.loads(INDEX.read_text()) if INDEX.is_file() else {"models": []}
     index["models"] = [m for m in index["models"] if m["name"] != a.name] + [new]
@@ -97,8 +164,11 @@ def main(argv=None) -> int:
     tmp = INDEX.with_suffix(f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(index, indent=1) + "\n")
     os.replace(tmp, INDEX)
-    print(f"{INDEX}: {a.name} ({a.scenario}) ID {new['scores']['id']['velocity_error']} "
-          f"OOD {new['scores']['ood']['velocity_error']}")
+    if a.run:
+        print(f"{INDEX}: {a.name} ({a.scenario}, cell {a.cell}): {', '.join(new['scores'])}")
+    else:
+        print(f"{INDEX}: {a.name} ({a.scenario}) ID {new['scores']['id']['velocity_error']} "
+              f"OOD {new['scores']['ood']['velocity_error']}")
     return 0
 
 
