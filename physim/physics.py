@@ -300,6 +300,45 @@ def simulate_batch_kernel(
     return -1
 
 
+_INVALID = {
+    1: "radii must be finite",
+    2: "masses must be finite",
+    3: "positions must be finite",
+    4: "velocities must be finite",
+    5: "radii and masses must be > 0",
+    6: "discs overlap at t = 0 in video {bad}",
+}
+
+
+@nb.njit(cache=True)
+def _first_invalid(radii, masses, pos0, vel0):
+    """(code, video) of the first problem of a batch (codes of ``_INVALID``; 0: none), in
+    the order of the checks: finite radii, masses, positions, velocities; radii and masses
+    > 0; no two discs overlapping at t = 0 by more than 1e-9 (one loop instead of numpy
+    temporaries: a single-video call is dominated by its checks otherwise)."""
+    m, n = radii.shape
+    for a, code in ((radii.ravel(), 1), (masses.ravel(), 2)):
+        for x in a:
+            if not np.isfinite(x):
+                return code, 0
+    for a, code in ((pos0.ravel(), 3), (vel0.ravel(), 4)):
+        for x in a:
+            if not np.isfinite(x):
+                return code, 0
+    for b in range(m):
+        for i in range(n):
+            if radii[b, i] <= 0 or masses[b, i] <= 0:
+                return 5, b
+    for b in range(m):
+        for i in range(n):
+            for j in range(i + 1, n):
+                dx = pos0[b, i, 0] - pos0[b, j, 0]
+                dy = pos0[b, i, 1] - pos0[b, j, 1]
+                if np.sqrt(dx * dx + dy * dy) - (radii[b, i] + radii[b, j]) < -1e-9:
+                    return 6, b
+    return 0, 0
+
+
 def _check_batch(radii, masses, pos0, vel0):
     radii = np.ascontiguousarray(radii, dtype=np.float64)
     masses = np.ascontiguousarray(masses, dtype=np.float64)
@@ -313,23 +352,9 @@ def _check_batch(radii, masses, pos0, vel0):
             f"shape mismatch: radii {radii.shape}, masses {masses.shape}, "
             f"positions {pos0.shape}, velocities {vel0.shape} (want (M,N), (M,N), (M,N,2)x2)"
         )
-    for name, a in (
-        ("radii", radii),
-        ("masses", masses),
-        ("positions", pos0),
-        ("velocities", vel0),
-    ):
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} must be finite")
-    if np.any(radii <= 0) or np.any(masses <= 0):
-        raise ValueError("radii and masses must be > 0")
-    if n > 1:
-        d = np.linalg.norm(pos0[:, :, None] - pos0[:, None, :], axis=-1)
-        gap = d - (radii[:, :, None] + radii[:, None, :])
-        gap[:, np.arange(n), np.arange(n)] = np.inf
-        if np.any(gap < -1e-9):
-            bad = int(np.argwhere(gap < -1e-9)[0, 0])
-            raise ValueError(f"discs overlap at t = 0 in video {bad}")
+    code, bad = _first_invalid(radii, masses, pos0, vel0)
+    if code:
+        raise ValueError(_INVALID[code].format(bad=bad))
     return radii, masses, pos0, vel0
 
 
@@ -434,7 +459,7 @@ def trajectory_from_batch(out: dict, b: int, dt: float = world.FRAME_DT) -> Traj
         angles=np.zeros((t, n)),
         angular_velocities=np.zeros((t, n)),
         event_times=times,
-        event_frames=event_frames(times, dt),
+        event_frames=event_frames(times, dt) if ne else np.zeros(0, np.int32),
         event_pairs=out["event_pairs"][b, :ne].copy(),
     )
 

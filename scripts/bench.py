@@ -92,12 +92,39 @@ def bench_sim_render(quick: bool) -> list[str]:
             rec = recs[5]
             reference_video(rec.radii, rec.positions[0], rec.velocities[0])
 
+        def api(recs=recs):
+            # the public per-video API: physim.simulate then physim.render, one call each
+            for rec in recs[:16]:
+                tr = physim.simulate(rec.objects, rec.positions[0], rec.velocities[0])
+                physim.render(tr, rec.objects, 128)
+
+        def sim_one(recs=recs):
+            for rec in recs:
+                physim.simulate(rec.objects, rec.positions[0], rec.velocities[0])
+
+        def sim_batch(recs=recs):
+            from physim.physics import simulate_batch
+
+            simulate_batch(radii, masses, p0, v0)
+
+        radii = np.stack([r.objects.radii for r in recs])
+        masses = np.stack([r.objects.masses for r in recs])
+        p0 = np.stack([r.positions[0] for r in recs])
+        v0 = np.stack([r.velocities[0] for r in recs])
         r_ours = rate(ours, 64, t)
         r_ref = rate(ref, 1, t)
-        rows.append(
+        r_api = rate(api, 16, t)
+        r_one, r_batch = rate(sim_one, len(recs), t), rate(sim_batch, len(recs), t)
+        rows += [
             f"| simulate+render 1 video, {name} 32x128x128 | {r_ours:,.0f} videos/s "
-            f"| {r_ref:,.0f} videos/s (pymunk + numpy masks) | {r_ours / r_ref:.1f}x |"
-        )
+            f"| {r_ref:,.0f} videos/s (pymunk + numpy masks) | {r_ours / r_ref:.1f}x |",
+            f"| physim.simulate + physim.render, one call each per video, {name} | "
+            f"{r_api:,.0f} videos/s | {r_ref:,.0f} videos/s (pymunk + numpy masks) | "
+            f"{r_api / r_ref:.1f}x (bar: 25x) |",
+            f"| physim.simulate per call, {name} | {r_one:,.0f} videos/s | simulate_batch of "
+            f"{len(recs)}: {r_batch:,.0f} videos/s | {r_batch / r_one:.2f}x the time per video "
+            f"(bar: 3x) |",
+        ]
     return rows
 
 

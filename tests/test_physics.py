@@ -238,3 +238,27 @@ def test_max_events_is_an_option_and_its_error_names_it():
     assert len(tr.event_times) > 4
     with pytest.raises(ValueError, match="max_events must be"):
         physics.simulate(obj, pos, vel, max_events=0)
+
+
+def test_simulate_batch_names_the_first_bad_input():
+    from physim.physics import simulate_batch
+
+    r = np.array([[0.5, 0.5], [0.5, 0.5]])
+    m = np.ones((2, 2))
+    p = np.array([[[1.0, 1.0], [3.0, 1.0]], [[1.0, 4.0], [2.0, 4.0]]])  # video 1: touching
+    v = np.zeros((2, 2, 2))
+    assert simulate_batch(r, m, p, v)["positions"].shape == (2, 32, 2, 2)
+    cases = [
+        ("radii must be finite", lambda r, m, p, v: r.__setitem__((1, 0), np.nan)),
+        ("masses must be finite", lambda r, m, p, v: m.__setitem__((0, 1), np.inf)),
+        ("positions must be finite", lambda r, m, p, v: p.__setitem__((1, 1, 0), np.nan)),
+        ("velocities must be finite", lambda r, m, p, v: v.__setitem__((0, 0, 1), -np.inf)),
+        ("radii and masses must be > 0", lambda r, m, p, v: m.__setitem__((1, 1), 0.0)),
+        ("overlap at t = 0 in video 1", lambda r, m, p, v: p.__setitem__((1, 1, 0), 1.99)),
+        ("overlap at t = 0 in video 0", lambda r, m, p, v: p.__setitem__((0, 0), p[0, 1])),
+    ]
+    for msg, spoil in cases:
+        a = [x.copy() for x in (r, m, p, v)]
+        spoil(*a)
+        with pytest.raises(ValueError, match=msg):
+            simulate_batch(*a)
