@@ -298,11 +298,10 @@ def truth_records(spec, seed: int, split: str, n: int, start: int = 0):
 
 
 def _mp4(frames: np.ndarray, quality: int):
-    from evals.inputs import decode_mp4_luma
+    from evals.inputs import decode_mp4_both
     from physim import video
 
-    data = video.encode_mp4(frames, quality=quality)
-    return video.decode_mp4(data), decode_mp4_luma(data)
+    return decode_mp4_both(video.encode_mp4(frames, quality=quality))
 
 
 def make_controls(spec, records, families, resolution: int) -> Iterator[Control]:

@@ -293,6 +293,49 @@ def decode_mp4_luma(data) -> np.ndarray:
     return (y - 16.0) * (255.0 / 219.0)
 
 
+def decode_mp4_both(data) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (T, H, W, 3) uint8, luma (T, H, W) float32) of mp4 bytes or a path, from
+    one decode: a single ffmpeg process writes the RGB frames (the same command as
+    ``imageio``'s reader: ``-pix_fmt rgb24 -vcodec rawvideo -f image2pipe``, so the same
+    bytes as :func:`physim.video.decode_mp4`) and the raw yuv420p planes (the luma of
+    :func:`decode_mp4_luma`) as two outputs of one demux and decode."""
+    import re
+    import subprocess
+    import tempfile
+
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory(prefix="physim-mp4-") as d:
+        path = data
+        if not isinstance(data, str | os.PathLike):
+            path = os.path.join(d, "in.mp4")
+            with open(path, "wb") as f:
+                f.write(bytes(data))
+        yuv = os.path.join(d, "planes.yuv")
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+               "-map", "0:v:0", "-pix_fmt", "rgb24", "-vcodec", "rawvideo", "-f", "image2pipe",
+               "pipe:1",
+               "-map", "0:v:0", "-pix_fmt", "yuv420p", "-vcodec", "rawvideo", "-f", "rawvideo",
+               "-y", yuv]  # fmt: skip
+        run = subprocess.run(cmd, capture_output=True)
+        log = run.stderr.decode(errors="replace")
+        size = re.search(r"Stream #0:\d.*?Video:.*?, (\d{2,5})x(\d{2,5})[,\s\[]", log)
+        if run.returncode or size is None:
+            tail = log.strip().splitlines()[-1:] or ["no output"]
+            raise ValueError(f"ffmpeg could not decode it: {tail[0]}")
+        w, h = int(size.group(1)), int(size.group(2))
+        rgb = np.frombuffer(run.stdout, np.uint8)
+        planes = np.fromfile(yuv, np.uint8)
+    n = rgb.size // (h * w * 3)
+    per = h * w + 2 * ((h + 1) // 2) * ((w + 1) // 2)
+    if n == 0 or rgb.size != n * h * w * 3 or planes.size != n * per:
+        raise ValueError(f"ffmpeg gave {rgb.size} RGB and {planes.size} yuv bytes for "
+                         f"{w}x{h} frames")
+    frames = rgb.reshape(n, h, w, 3)
+    y = planes.reshape(n, per)[:, : h * w].reshape(n, h, w).astype(np.float32)
+    return frames, (y - 16.0) * (255.0 / 219.0)
+
+
 def read_video(src, with_luma: bool = True, array_layout: str = "THWC",
                value_range=(0.0, 1.0)) -> Video:  # fmt: skip
     """Read one generated video file (a path or a :class:`Source`) as a :class:`Video`.
@@ -325,8 +368,10 @@ def read_video(src, with_luma: bool = True, array_layout: str = "THWC",
                     raise EvalInputError(f"{what}: empty npz")
                 a = z[keys[0]]
         elif src.kind == "mp4":
-            a = video.decode_mp4(str(src.path))
-            luma = decode_mp4_luma(str(src.path)) if with_luma else None
+            if with_luma:
+                a, luma = decode_mp4_both(str(src.path))
+            else:
+                a = video.decode_mp4(str(src.path))
         else:
             import h5py
 
@@ -334,8 +379,10 @@ def read_video(src, with_luma: bool = True, array_layout: str = "THWC",
                 a = np.asarray(f["video_streams"][src.chunk][src.index])
             if a.ndim == 1:  # mp4 bytes
                 raw = a.astype(np.uint8).tobytes()
-                a = video.decode_mp4(raw)
-                luma = decode_mp4_luma(raw) if with_luma else None
+                if with_luma:
+                    a, luma = decode_mp4_both(raw)
+                else:
+                    a = video.decode_mp4(raw)
     except EvalInputError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file

@@ -135,6 +135,13 @@ def test_mp4_round_trip_moves_velocity_error_little(name):
         quality=10,
     )  # fmt: skip
     tracks = parse.parse_record(decode_mp4(data), rec, config="lossy", luma=decode_mp4_luma(data))
+    # One ffmpeg process for both (what physim evaluate reads): the same bytes.
+    from evals.inputs import decode_mp4_both
+
+    both = decode_mp4_both(data)
+    assert np.array_equal(both[0], decode_mp4(data)) and np.array_equal(both[1], decode_mp4_luma(data))
+    with pytest.raises(ValueError, match="ffmpeg could not decode"):
+        decode_mp4_both(data[: len(data) // 3])
     law = laws.score(tracks, rec)
     assert abs(law["velocity_error"] - exact["velocity_error"]) < 0.005
     assert not abnormal.check(tracks, rec, "lossy")["abnormal"]
