@@ -170,7 +170,7 @@ def atomic_write_many(items) -> None:
                         os.close(fd)
         finally:
             os.close(dfd)
-        for (path, _), tmp in zip(items, temps):
+        for (path, _), tmp in zip(items, temps, strict=True):
             os.replace(tmp, path)
     except BaseException:
         for tmp in temps:

@@ -102,15 +102,16 @@ def bench_sim_render(quick: bool) -> list[str]:
             for rec in recs:
                 physim.simulate(rec.objects, rec.positions[0], rec.velocities[0])
 
-        def sim_batch(recs=recs):
+        batch_args = (np.stack([r.objects.radii for r in recs]),
+                      np.stack([r.objects.masses for r in recs]),
+                      np.stack([r.positions[0] for r in recs]),
+                      np.stack([r.velocities[0] for r in recs]))
+
+        def sim_batch(args=batch_args):
             from physim.physics import simulate_batch
 
-            simulate_batch(radii, masses, p0, v0)
+            simulate_batch(*args)
 
-        radii = np.stack([r.objects.radii for r in recs])
-        masses = np.stack([r.objects.masses for r in recs])
-        p0 = np.stack([r.positions[0] for r in recs])
-        v0 = np.stack([r.velocities[0] for r in recs])
         r_ours = rate(ours, 64, t)
         r_ref = rate(ref, 1, t)
         r_api = rate(api, 16, t)

@@ -139,7 +139,8 @@ def test_mp4_round_trip_moves_velocity_error_little(name):
     from evals.inputs import decode_mp4_both
 
     both = decode_mp4_both(data)
-    assert np.array_equal(both[0], decode_mp4(data)) and np.array_equal(both[1], decode_mp4_luma(data))
+    assert np.array_equal(both[0], decode_mp4(data))
+    assert np.array_equal(both[1], decode_mp4_luma(data))
     with pytest.raises(ValueError, match="ffmpeg could not decode"):
         decode_mp4_both(data[: len(data) // 3])
     law = laws.score(tracks, rec)
