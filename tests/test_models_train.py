@@ -62,6 +62,15 @@ def test_tiny_preset_overfits_a_fixed_batch(overfit_run):
     assert rows[-1]["step"] == 150
     assert last < 0.2 * first, (first, last)
     assert all(np.isfinite(r["grad_norm"]) for r in rows)
+    # On CPU the MFU is against the measured matmul rate: logged, and a fraction.
+    assert all(0 < r["mfu"] < 1 for r in rows), [r.get("mfu") for r in rows]
+
+
+def test_cpu_peak_is_a_measured_matmul_rate():
+    peak = train.peak_flops(jax.devices()[0])
+    assert peak == train.cpu_peak_flops() and 1e8 < peak < 1e14  # once per process
+    assert train.peak_flops(type("Dev", (), {"device_kind": "NVIDIA H200"})()) == 989e12
+    assert train.peak_flops(type("Dev", (), {"device_kind": "?", "platform": "gpu"})()) is None
 
 
 def test_sampling_shapes_dtype_range(overfit_run):
