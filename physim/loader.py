@@ -73,6 +73,10 @@ class RenderBatch:
             raise ValueError(f"n_frames must be in [1, {ds.n_frames}], got {n_frames}")
         self.n_frames = t
         self.n_bodies = max(ds.max_bodies, 1)
+        # Scenes of primitives (no composite ``geometry`` in the spec) take the batched
+        # path: one column gather per shard and one render call per batch.
+        spec = ds.spec
+        self.discs = spec is None or not hasattr(spec, "geometry")
         self._pool: list[np.ndarray] = []
         self._lock = threading.Lock()
 
@@ -103,6 +107,67 @@ class RenderBatch:
             out["frames"] = a
 
     def __call__(self, items) -> dict[str, np.ndarray]:
+        return self._discs(items) if self.discs else self._bodies(items)
+
+    def _discs(self, items) -> dict[str, np.ndarray]:
+        """The batch of a primitives dataset without per-video Python: the states of all
+        its videos gathered shard by shard, mirrored where flipped, drawn in one
+        :func:`physim.render.render_discs_into` call (the same bytes as :meth:`_bodies`)."""
+        from physim import render
+        from physim.dataset import _RGB
+
+        ds = self.ds
+        b, t, r, n = len(items), self.n_frames, self.resolution, self.n_bodies
+        idx = np.fromiter((int(i) for i, _ in items), np.int64, b)
+        flip = np.fromiter((bool(f) for _, f in items), bool, b)
+        if b and (idx.min() < 0 or idx.max() >= len(ds)):
+            bad = idx[(idx < 0) | (idx >= len(ds))][0]
+            raise IndexError(f"video {bad} out of range for a dataset of {len(ds)}")
+        starts = ds._starts
+        shard_of = np.searchsorted(starts, idx, side="right") - 1
+        row = idx - starts[shard_of]
+        pos = np.zeros((b, t, n, 2))
+        vel = np.zeros((b, t, n, 2))
+        ang = np.zeros((b, t, n))
+        rad = np.zeros((b, n))
+        shp = np.zeros((b, n), np.int32)
+        col = np.zeros((b, n), np.intp)
+        nb = np.zeros(b, np.int64)
+        for s in np.unique(shard_of):
+            m = np.nonzero(shard_of == s)[0]
+            sh, k = ds.shard(int(s)), row[m]
+            w = min(sh["radii"].shape[1], n)
+            pos[m, :, :w] = sh["positions"][k, :t, :w]
+            vel[m, :, :w] = sh["velocities"][k, :t, :w]
+            if "angles" in sh:
+                ang[m, :, :w] = sh["angles"][k, :t, :w]
+            rad[m, :w] = sh["radii"][k, :w]
+            shp[m, :w] = sh["shapes"][k, :w]
+            col[m, :w] = sh["colors"][k, :w]
+            nb[m] = sh["n_bodies"][k]
+        live = np.arange(n)[None, :] < nb[:, None]  # (B, N): bodies past n_bodies are cut
+        pos[flip, ..., 0] = world.WORLD_SIZE - pos[flip, ..., 0]
+        vel[flip, ..., 0] = -vel[flip, ..., 0]
+        ang[flip] = -ang[flip]
+        pos = np.where(live[:, None, :, None], pos, 0.0)
+        vel = np.where(live[:, None, :, None], vel, 0.0)
+        ang = np.where(live[:, None, :], ang, 0.0)
+        rad = np.where(live, rad, 0.0)
+        out = {
+            "positions": pos.astype(np.float32),
+            "velocities": vel.astype(np.float32),
+            "radii": rad.astype(np.float32),
+            "n_bodies": nb.astype(np.int32),
+            "index": idx,
+            "flipped": flip,
+        }
+        self._frames((b, t, r, r, 3), out)
+        render.render_discs_into(out["frames"], pos, rad, np.where(live, shp, 0),
+                                 _RGB[np.where(live, col, 0)], ang)
+        return out
+
+    def _bodies(self, items) -> dict[str, np.ndarray]:
+        """The batch video by video (composite bodies: the spec's own geometry)."""
         from physim import render
         from physim.dataset import flip_states
 

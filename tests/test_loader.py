@@ -164,3 +164,24 @@ def test_recycled_buffers_hold_the_right_frames(ds):
     addr = first.ctypes.data
     del first
     assert rb([(1, False)])["frames"].ctypes.data == addr  # the pool did reuse it
+
+
+@pytest.mark.parametrize("scenario", ["uniform", "collision", "parabola", "color_shape",
+                                      "size_shape"])
+def test_batched_disc_path_gives_the_per_video_bytes(scenario, tmp_path):
+    out = tmp_path / scenario
+    generate.generate(scenario, "ood", 9, 3, out, shard_size=4, progress=False)
+    d = dataset.open(out)
+    rb = loader.RenderBatch(d, 32, 7)
+    assert rb.discs
+    n = len(d)
+    assert n >= 6
+    items = [(n - 1, True), (0, False), (5, True), (5, False), (2, True), (3, False)]
+    fast, slow = rb._discs(items), rb._bodies(items)
+    assert fast.keys() == slow.keys()
+    for k in slow:
+        assert fast[k].dtype == slow[k].dtype and fast[k].tobytes() == slow[k].tobytes(), k
+    # Negative control: a flip changes the frames.
+    assert not np.array_equal(rb._discs([(5, True)])["frames"], rb._discs([(5, False)])["frames"])
+    with pytest.raises(IndexError, match="out of range"):
+        rb._discs([(n, False)])
