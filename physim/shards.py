@@ -59,9 +59,10 @@ def npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
             arr = arr if arr.flags.c_contiguous else arr.copy()  # keeps 0-d arrays 0-d
             if arr.dtype.hasobject:
                 raise ValueError(f"column {name!r} has object dtype; shards hold no pickles")
-            npy = io.BytesIO()
-            np.lib.format.write_array(npy, arr, allow_pickle=False)
-            data = npy.getvalue()
+            head = io.BytesIO()  # numpy's .npy header (format 1.0, as np.save writes it)
+            np.lib.format.write_array_header_1_0(
+                head, np.lib.format.header_data_from_array_1_0(arr))
+            head = head.getvalue()
             fname = name + ".npy"
             # Pad the local header's extra field so the array data (after numpy's
             # 64-byte-multiple header) starts on a 64-byte boundary.
@@ -72,7 +73,11 @@ def npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
             info.external_attr = 0o644 << 16
             info.create_system = 3
             info.extra = struct.pack("<HH", _EXTRA_ID, pad) + b"\0" * pad
-            zf.writestr(info, data)
+            # As zf.writestr(info, header + data) does, without copying the column.
+            info.file_size = len(head) + arr.nbytes
+            with zf.open(info, mode="w") as dest:
+                dest.write(head)
+                dest.write(memoryview(arr.reshape(-1)).cast("B") if arr.nbytes else b"")
     return buf.getvalue()
 
 
