@@ -334,8 +334,10 @@ _TINY_MLP = replace(_TINY_XFADE, name="dit-tiny-mlp",
 # dit-tiny-mlp twice as deep (8 blocks, 2.43M parameters): the MLP head did not move the
 # velocity error (0.186 -> 0.184 uniform), so the next probe is the network behind it.
 # Depth is cheap at this size (models.train.benchmark, batch 16, one run per core: 0.63 s
-# per step against 0.43-0.47 for depth 4; in training 0.59 s); 10500 steps x 16 fit the
-# 2-hour budget with one run per core.
+# per step against 0.43-0.47 for depth 4). Measured (2026-12-02, 10500 steps, one run per
+# core, both at once: 128 min, 0.65-0.79 s per step, so over the 2-hour bar by 8 min; about
+# 9800 steps fit): uniform ID 0.180 (dit-tiny-mlp 0.184), collision after the collision
+# 0.618 = 0.34x copy-last (0.714), both balls found 85% (78%). models/checkpoints/tiny-deep-*.
 _TINY_DEEP = replace(_TINY_MLP, name="dit-tiny-deep",
                      dit=replace(_TINY_MLP.dit, depth=8),
                      train=replace(_TINY_MLP.train, steps=10500))
