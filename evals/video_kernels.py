@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=True)
 def ssim_mse(a, b, g, c1, c2):
     """(ssim (T,), squared-error sum (T,)) of frames ``a``, ``b`` (T, H, W*C) float32.
 
@@ -96,16 +96,25 @@ def _extreme(m, size, is_max):
             tmp[i] = neutral
             for q in range(max(0, i - lo), min(h_n, i + hi + 1)):
                 src = m[t, q]
-                for j in range(w_n):
-                    tmp[i, j] = max(tmp[i, j], src[j]) if is_max else min(tmp[i, j], src[j])
+                row = tmp[i]
+                if is_max:
+                    for j in range(w_n):
+                        row[j] = max(row[j], src[j])
+                else:
+                    for j in range(w_n):
+                        row[j] = min(row[j], src[j])
         for i in range(h_n):
             pad[:] = neutral
             pad[lo:lo + w_n] = tmp[i]
             dst = out[t, i]
             dst[:] = neutral
             for q in range(size):
-                for j in range(w_n):
-                    dst[j] = max(dst[j], pad[j + q]) if is_max else min(dst[j], pad[j + q])
+                if is_max:
+                    for j in range(w_n):
+                        dst[j] = max(dst[j], pad[j + q])
+                else:
+                    for j in range(w_n):
+                        dst[j] = min(dst[j], pad[j + q])
     return out
 
 
