@@ -289,8 +289,12 @@ def decode_mp4_luma(data) -> np.ndarray:
     finally:
         if tmp is not None:
             os.unlink(tmp)
-    y = np.stack(ys).astype(np.float32)
-    return (y - 16.0) * (255.0 / 219.0)
+    return _full_range(np.stack(ys))
+
+
+def _full_range(y: np.ndarray) -> np.ndarray:
+    """Codec luma (limited range [16, 235], uint8) as float32 in 0-255 (full range)."""
+    return (y.astype(np.float32) - 16.0) * (255.0 / 219.0)
 
 
 def decode_mp4_both(data) -> tuple[np.ndarray, np.ndarray]:
@@ -332,8 +336,7 @@ def decode_mp4_both(data) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"ffmpeg gave {rgb.size} RGB and {planes.size} yuv bytes for "
                          f"{w}x{h} frames")
     frames = rgb.reshape(n, h, w, 3)
-    y = planes.reshape(n, per)[:, : h * w].reshape(n, h, w).astype(np.float32)
-    return frames, (y - 16.0) * (255.0 / 219.0)
+    return frames, _full_range(planes.reshape(n, per)[:, : h * w].reshape(n, h, w))
 
 
 def read_video(src, with_luma: bool = True, array_layout: str = "THWC",

@@ -135,19 +135,22 @@ def motion_masks(frames) -> jnp.ndarray:
     return m > 0.5
 
 
-@jax.jit
-def mask_scores(mt, mg) -> dict:
-    """Spatial, spatiotemporal and weighted spatial IoU of two motion masks (T, H, W)."""
-    inter = jnp.sum(mt & mg, axis=(1, 2))
-    union = jnp.sum(mt | mg, axis=(1, 2))
-    st = jnp.mean(jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0))
+def _iou_scores(mt, mg, xp) -> dict:
+    """Spatial, spatiotemporal and weighted spatial IoU of two motion masks (T, H, W), with
+    array module ``xp`` (jax.numpy under jit, or numpy: no device round trip per video)."""
+    inter = xp.sum(mt & mg, axis=(1, 2))
+    union = xp.sum(mt | mg, axis=(1, 2))
+    st = xp.mean(xp.where(union > 0, inter / xp.maximum(union, 1), 1.0))
     at, ag = mt.any(0), mg.any(0)
-    u = jnp.sum(at | ag)
-    spatial = jnp.where(u > 0, jnp.sum(at & ag) / jnp.maximum(u, 1), 1.0)
-    wt, wg = mt.mean(0), mg.mean(0)
-    mx = jnp.sum(jnp.maximum(wt, wg))
-    weighted = jnp.where(mx > 0, jnp.sum(jnp.minimum(wt, wg)) / jnp.maximum(mx, 1e-12), 1.0)
+    u = xp.sum(at | ag)
+    spatial = xp.where(u > 0, xp.sum(at & ag) / xp.maximum(u, 1), 1.0)
+    wt, wg = mt.mean(0, dtype=xp.float32), mg.mean(0, dtype=xp.float32)
+    mx = xp.sum(xp.maximum(wt, wg))
+    weighted = xp.where(mx > 0, xp.sum(xp.minimum(wt, wg)) / xp.maximum(mx, 1e-12), 1.0)
     return {"spatial_iou": spatial, "spatiotemporal_iou": st, "weighted_spatial_iou": weighted}
+
+
+mask_scores = jax.jit(functools.partial(_iou_scores, xp=jnp))
 
 
 @jax.jit
@@ -184,22 +187,8 @@ def video_scores(truth, gen, n_cond: int = 0) -> dict:
     masks = [vk.motion_masks(r, _window(5, 1.1), alpha, thr) for r in (rt, rg)]
     out = {"psnr": float(psnr_t.mean()), "ssim": float(ssim_t.mean()),
            "mse": float(mse_t.mean())}
-    out.update(_mask_scores_np(*masks))
+    out.update({k: float(v) for k, v in _iou_scores(*masks, xp=np).items()})
     return out
-
-
-def _mask_scores_np(mt: np.ndarray, mg: np.ndarray) -> dict:
-    """:func:`mask_scores` in numpy (no device round trip per video; tests hold them equal)."""
-    inter = np.sum(mt & mg, axis=(1, 2))
-    union = np.sum(mt | mg, axis=(1, 2))
-    st = float(np.mean(np.where(union > 0, inter / np.maximum(union, 1), 1.0)))
-    at, ag = mt.any(0), mg.any(0)
-    u = np.sum(at | ag)
-    spatial = float(np.sum(at & ag) / u) if u > 0 else 1.0
-    wt, wg = mt.mean(0, dtype=np.float32), mg.mean(0, dtype=np.float32)
-    mx = np.sum(np.maximum(wt, wg))
-    weighted = float(np.sum(np.minimum(wt, wg)) / max(mx, 1e-12)) if mx > 0 else 1.0
-    return {"spatial_iou": spatial, "spatiotemporal_iou": st, "weighted_spatial_iou": weighted}
 
 
 # --------------------------------------------------------------------------- LPIPS / FVD

@@ -184,7 +184,7 @@ def run_sample(args) -> int:
             args.steps is not None and args.steps < 1):
         raise ValueError(f"--batch, --limit and --steps must be >= 1, got {args.batch}, "
                          f"{args.limit}, {args.steps}")
-    train.compile_cache(getattr(args, "compile_cache", None))
+    train.compile_cache(args.compile_cache)
     s = _restore(args.workdir, None, args.weights == "ema", None)
     is_vae = isinstance(s, Reconstructor)
     d = s.cfg.data

@@ -194,6 +194,16 @@ class Dataset:
         s = int(np.searchsorted(self._starts, j, side="right")) - 1
         return s, j - int(self._starts[s])
 
+    def locate_many(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """(shard numbers, rows) of videos ``indices`` (int array, 0 <= i < len), as
+        :meth:`locate` gives them one by one."""
+        idx = np.asarray(indices, dtype=np.int64)
+        bad = idx[(idx < 0) | (idx >= len(self))]
+        if bad.size:
+            raise IndexError(f"video {bad[0]} out of range for a dataset of {len(self)}")
+        s = np.searchsorted(self._starts, idx, side="right") - 1
+        return s, idx - self._starts[s]
+
     # -- access ------------------------------------------------------------------------
     def __getitem__(self, i) -> Record:
         s, k = self.locate(i)

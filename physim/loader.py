@@ -120,12 +120,7 @@ class RenderBatch:
         b, t, r, n = len(items), self.n_frames, self.resolution, self.n_bodies
         idx = np.fromiter((int(i) for i, _ in items), np.int64, b)
         flip = np.fromiter((bool(f) for _, f in items), bool, b)
-        if b and (idx.min() < 0 or idx.max() >= len(ds)):
-            bad = idx[(idx < 0) | (idx >= len(ds))][0]
-            raise IndexError(f"video {bad} out of range for a dataset of {len(ds)}")
-        starts = ds._starts
-        shard_of = np.searchsorted(starts, idx, side="right") - 1
-        row = idx - starts[shard_of]
+        shard_of, row = ds.locate_many(idx)
         pos = np.zeros((b, t, n, 2))
         vel = np.zeros((b, t, n, 2))
         ang = np.zeros((b, t, n))

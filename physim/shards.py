@@ -50,19 +50,24 @@ class ShardError(ValueError):
 # --------------------------------------------------------------------------- npz bytes
 
 
+def npy_parts(arr: np.ndarray) -> tuple[bytes, memoryview | bytes]:
+    """The bytes of ``np.save(arr)`` (format 1.0, no pickle) as (header, data) parts, the
+    data being the (C-contiguous) array's own buffer, not a copy."""
+    arr = arr if arr.flags.c_contiguous else arr.copy()  # keeps 0-d arrays 0-d
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(arr))
+    return head.getvalue(), memoryview(arr.reshape(-1)).cast("B") if arr.nbytes else b""
+
+
 def npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
     """Deterministic uncompressed ``.npz`` bytes of ``columns`` (64-byte aligned data)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, arr in columns.items():
             arr = np.asarray(arr)
-            arr = arr if arr.flags.c_contiguous else arr.copy()  # keeps 0-d arrays 0-d
             if arr.dtype.hasobject:
                 raise ValueError(f"column {name!r} has object dtype; shards hold no pickles")
-            head = io.BytesIO()  # numpy's .npy header (format 1.0, as np.save writes it)
-            np.lib.format.write_array_header_1_0(
-                head, np.lib.format.header_data_from_array_1_0(arr))
-            head = head.getvalue()
+            head, body = npy_parts(arr)
             fname = name + ".npy"
             # Pad the local header's extra field so the array data (after numpy's
             # 64-byte-multiple header) starts on a 64-byte boundary.
@@ -77,7 +82,7 @@ def npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
             info.file_size = len(head) + arr.nbytes
             with zf.open(info, mode="w") as dest:
                 dest.write(head)
-                dest.write(memoryview(arr.reshape(-1)).cast("B") if arr.nbytes else b"")
+                dest.write(body)
     return buf.getvalue()
 
 
@@ -102,24 +107,46 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def temp_prefix() -> str:
+    """Name prefix of this process's temp files (``clean_stale_temps`` reads host and pid)."""
+    return f".tmp-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _discard(paths) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
+def _write_temp(folder: str, data, fsync: bool) -> str:
+    """A new temp file in ``folder`` holding ``data`` (bytes, or a sequence of bytes-like
+    parts written in order), ordinary permissions, fsynced if asked; its path."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=temp_prefix())
+    try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; shards are ordinary files
+        with os.fdopen(fd, "wb") as f:
+            for part in (data,) if isinstance(data, bytes | bytearray | memoryview) else data:
+                f.write(part)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        _discard([tmp])
+        raise
+    return tmp
+
+
 def atomic_write(path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename,
     so readers (and a killed run) see either the old file or the complete new one."""
     path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{socket.gethostname()}-{os.getpid()}-")
+    tmp = _write_temp(os.path.dirname(path) or ".", data, fsync=True)
     try:
-        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; shards are ordinary files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard([tmp])
         raise
 
 
@@ -154,16 +181,10 @@ def atomic_write_many(items) -> None:
     if len(folders) != 1:
         raise ValueError(f"atomic_write_many writes into one folder, got {sorted(folders)}")
     folder = folders.pop()
-    prefix = f".tmp-{socket.gethostname()}-{os.getpid()}-"
     temps: list[str] = []
     try:
         for _, data in items:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix)
-            temps.append(tmp)
-            os.fchmod(fd, _FILE_MODE)
-            with os.fdopen(fd, "wb") as f:
-                for part in (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data:
-                    f.write(part)
+            temps.append(_write_temp(folder, data, fsync=False))
         dfd = os.open(folder, os.O_RDONLY)
         try:
             if not _syncfs(dfd):
@@ -178,11 +199,7 @@ def atomic_write_many(items) -> None:
         for (path, _), tmp in zip(items, temps, strict=True):
             os.replace(tmp, path)
     except BaseException:
-        for tmp in temps:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        _discard(temps)
         raise
 
 

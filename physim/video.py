@@ -161,7 +161,7 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise ValueError(f"export output {out} is not writable")
-    from physim.shards import clean_stale_temps
+    from physim.shards import atomic_write_many, clean_stale_temps, npy_parts
 
     clean_stale_temps(out)  # what killed exports of this host left behind
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
@@ -174,8 +174,6 @@ def export(
         if fmt == "npy":
             return out / f"{ids[i]}.npy", npy_parts(frames)
         return out / f"{ids[i]}.mp4", encode_mp4(frames)
-
-    from physim.shards import atomic_write_many
 
     # Videos in chunks of about EXPORT_CHUNK_BYTES of frames: rendered and encoded by the
     # threads, then written with one filesystem flush per chunk (atomic rename per file).
@@ -197,17 +195,6 @@ def export(
     return len(ds)
 
 
-def npy_parts(frames: np.ndarray) -> tuple[bytes, memoryview]:
-    """The bytes of ``np.save(frames)`` (format 1.0, no pickle) as (header, data) parts,
-    without copying the frames."""
-    import io
-
-    frames = np.ascontiguousarray(frames)
-    head = io.BytesIO()
-    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(frames))
-    return head.getvalue(), memoryview(frames).cast("B")
-
-
 def _bar(total, desc, progress):
     from tqdm.auto import tqdm
 
@@ -221,9 +208,9 @@ def _export_hdf5(ds, split, path: Path, res: int, bar, pool) -> None:
 
     sub = Dataset(ds.path, split=split, verify=ds.verify)
     n = len(sub)
-    import socket
+    from physim.shards import temp_prefix
 
-    tmp = path.with_name(f".tmp-{socket.gethostname()}-{os.getpid()}-{path.name}")
+    tmp = path.with_name(temp_prefix() + path.name)
     try:
         with h5py.File(tmp, "w") as f:
             groups = {

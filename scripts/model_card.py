@@ -37,9 +37,8 @@ KEYS = ("velocity_error", "abnormal", "found_all", "momentum_error", "energy_err
         "accel_hat_y", "accel_true_y", "accel_error", "speed_hat", "speed_true")
 
 
-def scores(res_dir: Path) -> dict:
-    """Headline numbers of one ``physim evaluate`` folder."""
-    res = json.loads((res_dir / "results.json").read_text())
+def _pick(res: dict) -> dict:
+    """The KEYS of one results.json group (the whole folder, or one split's)."""
     out = {"n": res.get("n_scored")}
     for k in KEYS:
         if _num(res.get(k)) is not None:
@@ -47,22 +46,17 @@ def scores(res_dir: Path) -> dict:
             ci = res.get(f"{k}_ci")
             if k == "velocity_error" and ci:
                 out[f"{k}_ci"] = [round(float(c), 5) for c in ci]
+    return out
+
+
+def scores(res_dir: Path) -> dict:
+    """Headline numbers of one ``physim evaluate`` folder."""
+    out = _pick(json.loads((res_dir / "results.json").read_text()))
     with open(res_dir / "per_video.csv", newline="") as f:
         ay = [_num(r.get("accel_hat_y")) for r in csv.DictReader(f)]
     ay = [a for a in ay if a is not None]
     if ay:
         out["accel_hat_y_median"] = round(float(np.median(ay)), 5)
-    return out
-
-
-def _pick(res: dict) -> dict:
-    out = {"n": res.get("n") or res.get("n_scored")}
-    for k in KEYS:
-        if _num(res.get(k)) is not None:
-            out[k] = round(float(res[k]), 5)
-            ci = res.get(f"{k}_ci")
-            if k == "velocity_error" and ci:
-                out[f"{k}_ci"] = [round(float(c), 5) for c in ci]
     return out
 
 
@@ -103,15 +97,8 @@ def cell_card(a) -> dict:
     return s
 
 
-def card(a) -> dict:
-    if a.run:
-        s = cell_card(a)
-        out = {"name": a.name, "scenario": a.scenario, "preset": a.preset,
-               "command": a.command, "train_minutes": a.minutes, "quickstart": a.quickstart,
-               "eval_sets": a.eval_sets, "scores": s}
-        if a.note:
-            out["note"] = a.note
-        return out
+def eval_scores(a) -> dict:
+    """Scores of an ``--eval`` folder: per split, with the references beside them."""
     ev = Path(a.eval)
     s = {}
     for split in ("id", "ood"):
@@ -124,6 +111,11 @@ def card(a) -> dict:
     s["ood_over_id"] = round(vood / vid, 3)
     if "copy-last_id" in s:
         s["id_over_copy_last"] = round(vid / s["copy-last_id"]["velocity_error"], 4)
+    return s
+
+
+def card(a) -> dict:
+    s = cell_card(a) if a.run else eval_scores(a)
     out = {"name": a.name, "scenario": a.scenario, "preset": a.preset, "command": a.command,
            "train_minutes": a.minutes, "quickstart": a.quickstart,
            "eval_sets": a.eval_sets, "scores": s}

@@ -23,8 +23,8 @@ def model_card(tmp_path, monkeypatch):
 def _eval(d: Path, v_id: float, v_ood: float, priority=None):
     d.mkdir(parents=True)
     res = {"n_scored": 4, "velocity_error": (v_id + v_ood) / 2,
-           "splits": {"id": {"n": 2, "velocity_error": v_id, "velocity_error_ci": [0, 1]},
-                      "ood": {"n": 2, "velocity_error": v_ood}}}
+           "splits": {"id": {"n_scored": 2, "velocity_error": v_id, "velocity_error_ci": [0, 1]},
+                      "ood": {"n_scored": 2, "velocity_error": v_ood}}}
     if priority:
         res["attribute_priority"] = priority
     (d / "results.json").write_text(json.dumps(res))
