@@ -159,11 +159,14 @@ def motion_scores(truth, gen) -> dict:
     return mask_scores(motion_masks(truth), motion_masks(gen))
 
 
-def _rows(x) -> np.ndarray:
-    """Frames (T, H, W, 3) as float32 rows (T, H, W * 3) in [0, 1] (as :func:`_float`)."""
+def _rows(x) -> tuple[np.ndarray, np.float32]:
+    """Frames (T, H, W, 3) as (T, H, W * 3) rows for the kernels and the divisor that
+    reads them in [0, 1] (uint8: the frames themselves and 255; float: float32 and 1)."""
     x = np.asarray(x)
-    f = x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x.astype(np.float32)
-    return np.ascontiguousarray(f.reshape(*x.shape[:-2], -1))
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x).reshape(*x.shape[:-2], -1), np.float32(255)
+    f = np.ascontiguousarray(x, dtype=np.float32)
+    return f.reshape(*x.shape[:-2], -1), np.float32(1)
 
 
 def video_scores(truth, gen, n_cond: int = 0) -> dict:
@@ -178,13 +181,16 @@ def video_scores(truth, gen, n_cond: int = 0) -> dict:
         raise ValueError(f"truth {truth.shape} and generated {gen.shape} differ in shape")
     if truth.ndim != 4 or truth.shape[-1] != 3:
         raise ValueError(f"videos must be (T, H, W, 3), got {truth.shape}")
-    rt, rg = _rows(truth), _rows(gen)
-    ssim_t, sse = vk.ssim_mse(rt[n_cond:], rg[n_cond:], _window(11, 1.5), 0.01**2, 0.03**2)
+    (rt, dt), (rg, dg) = _rows(truth), _rows(gen)
+    if dt != dg:  # one uint8, one float: read both as float
+        rt, rg = (np.ascontiguousarray(r, dtype=np.float32) / d for r, d in ((rt, dt), (rg, dg)))
+        dt = dg = np.float32(1)
+    ssim_t, sse = vk.ssim_mse(rt[n_cond:], rg[n_cond:], _window(11, 1.5), 0.01**2, 0.03**2, dt)
     mse_t = sse / rt[0].size
     with np.errstate(divide="ignore"):
         psnr_t = np.minimum(-10.0 * np.log10(mse_t), 100.0)
     alpha, thr = np.float32(MOTION_ALPHA), np.float32(MOTION_THRESHOLD)
-    masks = [vk.motion_masks(r, _window(5, 1.1), alpha, thr) for r in (rt, rg)]
+    masks = [vk.motion_masks(r, _window(5, 1.1), alpha, thr, d) for r, d in ((rt, dt), (rg, dg))]
     out = {"psnr": float(psnr_t.mean()), "ssim": float(ssim_t.mean()),
            "mse": float(mse_t.mean())}
     out.update({k: float(v) for k, v in _iou_scores(*masks, xp=np).items()})

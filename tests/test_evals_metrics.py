@@ -91,10 +91,13 @@ def test_kernel_scores_equal_the_jax_definitions():
         for k in ref:
             assert fast[k] == pytest.approx(ref[k], rel=2e-5, abs=2e-6), k
         # The masks themselves, pixel for pixel.
-        rows = vm._rows(gen)
-        masks = vk.motion_masks(rows, np.asarray(vm._gauss(5, 1.1)),
-                                np.float32(vm.MOTION_ALPHA), np.float32(vm.MOTION_THRESHOLD))
-        np.testing.assert_array_equal(masks, np.asarray(vm.motion_masks(gen)))
+        ref_masks = np.asarray(vm.motion_masks(gen))
+        for x in (gen, gen / np.float32(255)):  # uint8 and float frames
+            rows, div = vm._rows(x)
+            masks = vk.motion_masks(rows, np.asarray(vm._gauss(5, 1.1)),
+                                    np.float32(vm.MOTION_ALPHA), np.float32(vm.MOTION_THRESHOLD),
+                                    div)
+            np.testing.assert_array_equal(masks, ref_masks)
     # Float input in [0, 1] scores as its uint8 source.
     f = vm.video_scores(frames / 255.0, noisy / 255.0, rec.n_cond)
     assert f["ssim"] == pytest.approx(vm.video_scores(frames, noisy, rec.n_cond)["ssim"], rel=1e-5)
@@ -179,3 +182,28 @@ def test_judge_metric_rates_truth_plausible_and_a_frozen_rollout_not(tmp_path):
     assert bad["implausible"] == 1.0 and bad["implausible_inertia"] == 1.0
     assert bad["unfaithful"] == 1.0 and bad["implausible_vanish"] == 0.0
     assert set(ok["splits"]) == {"id"} and "implausible" in ok["splits"]["id"]
+
+
+@pytest.mark.parametrize("w", [5, 64, 100, 130])
+def test_packed_morphology_equals_reduce_window(w):
+    """The kernels' bit-packed erosion and dilation (rows of any width, several words, a
+    partial last word) against jax.lax.reduce_window."""
+    import jax
+
+    from evals import video_kernels as vk
+
+    rng = np.random.default_rng(w)
+    m = (rng.random((3, 9, w)) < 0.6).astype(np.uint8)
+    m[1] = 1  # a full frame: erosion must treat outside the frame as neutral
+    nw = (w + 63) // 64
+    padded = np.zeros((3, 9, nw * 64), np.uint8)
+    padded[..., :w] = m
+    packed = np.packbits(padded, axis=-1, bitorder="little").view("<u8").copy()
+    for is_max, op in ((True, jax.lax.max), (False, jax.lax.min)):
+        out = vk._extreme(packed, w, 5, is_max)
+        got = np.unpackbits(out.view(np.uint8), axis=-1, bitorder="little")
+        assert not got[..., w:].any()  # bits past the row stay 0
+        ref = np.asarray(vm._morph_window(m.astype(np.float32), op)) > 0.5
+        np.testing.assert_array_equal(got[..., :w].astype(bool), ref)
+    # Negative control: the two operations differ on this input.
+    assert not np.array_equal(vk._extreme(packed, w, 5, True), vk._extreme(packed, w, 5, False))
