@@ -82,6 +82,7 @@ def cmd_generate(args) -> int:
         address=args.address,
         shard_size=args.shard_size,
         select=args.select,
+        storage=args.storage,
         progress=not args.no_progress,
     )
     if r.get("coverage_warning"):
@@ -184,6 +185,10 @@ def build_parser(argv=(), failures: dict | None = None) -> argparse.ArgumentPars
                         "evenly spaced (default; may alias with the grid, e.g. collision "
                         "--n 32 has v2 = 1.0 in every video) or stratified (every velocity "
                         "and radius pair once before any twice)")
+    p.add_argument("--storage", choices=["full", "compact"], default="full",
+                   help="full: every state in float64 (default); compact: initial states "
+                        "and physics only, the states re-simulated and checked against a "
+                        "digest on read (disc scenarios; ~10x fewer bytes)")
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

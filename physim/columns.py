@@ -25,11 +25,18 @@ Columns (M videos, T frames, N = the shard's largest body count, E = its largest
 States are float64 on purpose: a record read back equals the simulator's output bit for
 bit, so truth, events and frames rendered from disk agree exactly with a fresh
 simulation (3M uniform-motion videos take 3.2 GB).
+
+Compact storage (``physim generate --storage compact``, disc scenarios): the states and
+events (:data:`DERIVED`) are replaced by ``positions0`` / ``velocities0`` (M, N, 2), the
+scenario's physics and a SHA-256 digest of the replaced columns in ``meta["storage"]``.
+Readers re-simulate them (:func:`expand_compact`, the same kernel) and refuse a shard
+whose digest differs, so what they see is bit for bit the full format's columns.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -193,6 +200,72 @@ def columns_from_records(
     meta = _meta(scenario, split, seed, levels, dts.pop() if len(dts) == 1 else 0.0, extra_meta)
     cols["meta"] = np.array(json.dumps(meta, sort_keys=True))
     return cols
+
+
+# --------------------------------------------------------------------------- compact storage
+
+DERIVED = ("positions", "velocities", "event_times", "event_frames", "event_pairs",
+           "event_counts")  # the columns compact storage re-simulates
+
+
+def derived_digest(cols) -> str:
+    """SHA-256 (hex) of the :data:`DERIVED` columns: names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name in DERIVED:
+        a = np.ascontiguousarray(cols[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(memoryview(a.reshape(-1)).cast("B") if a.nbytes else b"")
+    return h.hexdigest()
+
+
+def expand_compact(get, storage: dict) -> dict[str, np.ndarray]:
+    """The :data:`DERIVED` columns of a compact shard, re-simulated.
+
+    Args:
+      get: column name -> array (``radii``, ``masses``, ``positions0``, ``velocities0``).
+      storage: the shard's ``meta["storage"]`` (the physics keywords of
+        :func:`physim.physics.simulate_batch`, plus ``kind`` and ``digest``).
+    """
+    kw = {k: storage[k] for k in ("gravity", "restitution", "n_frames", "dt")}
+    sim = physics.simulate_batch(get("radii"), get("masses"), get("positions0"),
+                                 get("velocities0"), **kw)
+    e = max(int(sim["event_counts"].max(initial=0)), 1)
+    t, f, p, c = _events(sim["event_times"][:, :e], sim["event_pairs"][:, :e],
+                         sim["event_counts"])
+    return {"positions": sim["positions"], "velocities": sim["velocities"],
+            "event_times": t, "event_frames": f, "event_pairs": p, "event_counts": c}
+
+
+def compact_columns(cols: dict[str, np.ndarray], physics_kw: dict) -> dict[str, np.ndarray]:
+    """The compact-storage columns of a batch shard's full ``cols`` (see the module
+    docstring), checked before they are returned: re-simulating them must give the full
+    columns bit for bit, else ``ValueError`` (nothing is written).
+
+    Args:
+      cols: :func:`columns_from_batch` output (no angles, no per-video extras).
+      physics_kw: the scenario's ``physics()`` (gravity, restitution, n_frames, dt).
+    """
+    extra = [k for k in ("angles", "angular_velocities", "extra_offsets", "id_offsets")
+             if k in cols]
+    if extra:
+        raise ValueError(f"compact storage holds disc videos of a batch scenario; these "
+                         f"columns have no compact form: {extra}")
+    meta = json.loads(str(cols["meta"][()]))
+    storage = {"kind": "compact", **physics_kw, "digest": derived_digest(cols)}
+    out = {}
+    for k, v in cols.items():
+        if k == "positions":
+            out["positions0"] = np.ascontiguousarray(v[:, 0])
+            out["velocities0"] = np.ascontiguousarray(cols["velocities"][:, 0])
+        elif k not in DERIVED and k != "meta":
+            out[k] = v
+    out["meta"] = np.array(json.dumps({**meta, "storage": storage}, sort_keys=True))
+    if derived_digest(expand_compact(out.__getitem__, storage)) != storage["digest"]:
+        raise ValueError(
+            f"{meta.get('scenario')}/{meta.get('split')} shard {meta.get('shard')}: "
+            "re-simulating the initial states does not give the stored states bit for "
+            "bit; use --storage full")
+    return out
 
 
 def _drop_zero_angles(cols):

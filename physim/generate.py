@@ -66,7 +66,8 @@ def shard_columns(plan: Plan, k: int) -> dict[str, np.ndarray]:
     idx = plan.indices(k)
     meta = {"shard": k, "n_shards": plan.n_shards, "spec_sha": plan.spec_sha}
     if hasattr(spec, "batch"):
-        return sh.columns_from_batch(spec.batch(plan.seed, plan.split, idx), meta)
+        cols = sh.columns_from_batch(spec.batch(plan.seed, plan.split, idx), meta)
+        return cols if plan.storage == "full" else sh.compact_columns(cols, spec.physics())
     recs = [spec.sample(plan.seed, plan.split, int(i)) for i in idx]
     return sh.columns_from_records(recs, plan.scenario, plan.split, plan.seed, meta)
 
@@ -333,6 +334,7 @@ def generate(
     address: str | None = None,
     shard_size: int | None = None,
     select: str = "even",
+    storage: str = "full",
     progress: bool = True,
 ) -> dict:
     """Generate (or finish) split ``split`` of a dataset in ``out``; see the module docstring.
@@ -351,6 +353,8 @@ def generate(
       select: rows of an evaluation grid with ``n`` below its size: ``"even"`` (evenly
         spaced; may alias with the grid's axes) or ``"stratified"`` (every same-kind
         parameter pair once before any twice; recorded in the plan).
+      storage: ``"full"`` (every state) or ``"compact"`` (initial states only, the rest
+        re-simulated and checked on read; disc scenarios; recorded in the plan).
       progress: show a tqdm bar.
 
     Returns:
@@ -363,7 +367,7 @@ def generate(
     t0 = time.perf_counter()
     if out is None:
         raise ValueError("an output directory is required")
-    plan = make_plan(scenario, split, n, seed, overrides, shard_size, select)
+    plan = make_plan(scenario, split, n, seed, overrides, shard_size, select, storage)
     todo_range = (
         parse_shards(shards, plan.n_shards)
         if shards is None or isinstance(shards, str)

@@ -76,6 +76,10 @@ class Plan:
       select: which grid rows ``n < grid_size`` takes: "even" (rows ``floor(k*G/n)``) or
         "stratified" (:func:`stratified_rows`: every same-kind parameter pair once before
         any twice).
+      storage: "full" (every state, float64) or "compact" (initial states and physics;
+        the states are re-simulated and checked against a digest on read:
+        :func:`physim.columns.compact_columns`). Absent from plan.json when "full", so
+        full datasets keep their bytes.
     """
 
     scenario: str
@@ -86,6 +90,7 @@ class Plan:
     grid_size: int | None
     shard_size: int
     select: str = "even"  # rows of a grid subset: "even" (floor(k*G/n)) or "stratified"
+    storage: str = "full"  # "full" or "compact" (states re-simulated on read)
     physim_version: str = physim.__version__
     format_version: int = MANIFEST_VERSION
 
@@ -117,7 +122,10 @@ class Plan:
         return f"{self.split}/.shard-{k:05d}-of-{self.n_shards:05d}.json"
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1) + "\n"
+        d = dataclasses.asdict(self)
+        if d["storage"] == "full":
+            del d["storage"]  # plans from before the option, byte for byte
+        return json.dumps(d, sort_keys=True, indent=1) + "\n"
 
     @property
     def selection(self) -> str:
@@ -199,10 +207,11 @@ MAX_VIDEOS = 1_000_000_000
 
 
 SELECTIONS = ("even", "stratified")
+STORAGES = ("full", "compact")
 
 
 def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_size=None,
-              select: str = "even") -> Plan:
+              select: str = "even", storage: str = "full") -> Plan:
     """Validated :class:`Plan`. ``scenario`` is a registry name or a spec object."""
     if isinstance(scenario, str):
         spec = make_spec(scenario, dict(overrides or {}))
@@ -233,8 +242,13 @@ def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_siz
         if not (isinstance(g, tuple) and len(g) == 2 and isinstance(g[1], dict)):
             raise ValueError(f"--select stratified needs an evaluation grid of parameter "
                              f"columns; {name}/{split} has none")
+    if storage not in STORAGES:
+        raise ValueError(f"--storage must be one of {list(STORAGES)}, got {storage!r}")
+    if storage == "compact" and not hasattr(spec, "physics"):
+        raise ValueError(f"--storage compact needs a scenario simulated in batches by "
+                         f"physim.physics (disc scenarios); {name} is simulated per video")
     return Plan(name, spec_fields(spec), int(seed), split, int(n), grid, int(shard_size),
-                select)
+                select, storage)
 
 
 # --------------------------------------------------------------------------- output folder

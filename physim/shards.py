@@ -34,6 +34,9 @@ from physim.columns import (  # noqa: F401  (re-exported: the shard API)
     _unblob,
     columns_from_batch,
     columns_from_records,
+    compact_columns,
+    derived_digest,
+    expand_compact,
     records_equal,
     video_id,
 )
@@ -262,6 +265,7 @@ class Shard:
 
     def __init__(self, path):
         self.path = os.fspath(path)
+        self._derived: dict[str, np.ndarray] = {}  # compact storage: re-simulated columns
         try:
             self._file = open(self.path, "rb")
             size = os.fstat(self._file.fileno()).st_size
@@ -277,6 +281,31 @@ class Shard:
                 f"shard {self.path} has format {self.meta.get('format')!r}; "
                 f"this physim reads format {SHARD_FORMAT}"
             )
+        if "storage" in self.meta:
+            self._expand(self.meta["storage"])
+
+    def _expand(self, storage) -> None:
+        """Re-simulate a compact shard's states (:func:`physim.columns.expand_compact`)
+        and check them against its digest."""
+        need = ("radii", "masses", "positions0", "velocities0")
+        if not isinstance(storage, dict) or storage.get("kind") != "compact" or any(
+                k not in self._cols for k in need):
+            raise ShardError(f"shard {self.path}: unknown storage {storage!r} or missing "
+                             f"columns {[k for k in need if k not in self._cols]}")
+        try:
+            cols = expand_compact(self.__getitem__, storage)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ShardError(f"shard {self.path}: compact states cannot be re-simulated: "
+                             f"{e}") from None
+        if derived_digest(cols) != storage.get("digest"):
+            raise ShardError(
+                f"shard {self.path}: re-simulated states differ from the digest written "
+                "with them (written by a physim whose simulator differs from this one?); "
+                "regenerate it, or read it with the physim that wrote it")
+        for name, a in cols.items():
+            a.setflags(write=False)
+            self._derived[name] = a
+            self._cols[name] = (None, a.shape, a.dtype, a.size)
 
     def _index(self, size):
         cols = {}
@@ -312,6 +341,8 @@ class Shard:
         return list(self._cols)
 
     def __getitem__(self, name) -> np.ndarray:
+        if name in self._derived:
+            return self._derived[name]
         try:
             off, shape, dtype, count = self._cols[name]
         except KeyError:

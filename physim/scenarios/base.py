@@ -188,6 +188,13 @@ class DiscScenario:
         raise NotImplementedError
 
     # -- generic machinery -------------------------------------------------------------
+    def physics(self) -> dict:
+        """Keywords of :func:`physim.physics.simulate_batch` that this scenario's videos are
+        simulated with (JSON-able: compact shards store them)."""
+        return {"gravity": [float(g) for g in self.gravity],
+                "restitution": float(self.restitution), "n_frames": int(self.n_frames),
+                "dt": float(self.dt)}
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ValueError(f"{self.name}: unknown split {split!r}; known: {list(self.splits)}")
@@ -256,16 +263,7 @@ class DiscScenario:
             params = {k: v[ok] for k, v in params.items()}
             radii, shapes, colors, pos0, vel0 = (a[ok] for a in (radii, shapes, colors, pos0, vel0))
         masses = world.disc_mass(radii)
-        sim = physics.simulate_batch(
-            radii,
-            masses,
-            pos0,
-            vel0,
-            gravity=self.gravity,
-            restitution=self.restitution,
-            n_frames=self.n_frames,
-            dt=self.dt,
-        )
+        sim = physics.simulate_batch(radii, masses, pos0, vel0, **self.physics())
         mt, n = len(index), radii.shape[1]
         zeros = np.zeros((mt, self.n_frames, n))
         e = max(int(sim["event_counts"].max(initial=0)), 1)
