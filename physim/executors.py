@@ -29,19 +29,53 @@ def check(executor: str) -> None:
 
 
 def run_shards(out, plan_json: str, todo, workers: int, executor: str, address=None) -> Iterator:
-    """Compute and store the shards ``todo``; yields each shard's info as it completes."""
+    """Compute and store the shards ``todo``; an iterator of each shard's info as it
+    completes. A local pool's workers start when this is called (before the caller starts
+    any thread of its own, e.g. a progress bar: see :func:`start_method`)."""
     todo = list(todo)
     if not todo:
-        return
+        return iter(())
     if executor == "ray":
-        yield from _run_ray(out, plan_json, todo, workers, address)
-    elif workers == 1 or len(todo) == 1:
+        return _run_ray(out, plan_json, todo, workers, address)
+    if workers == 1 or len(todo) == 1:
         from physim.generate import write_shard
 
-        for k in todo:
-            yield write_shard(str(out), plan_json, k)
-    else:
-        yield from _run_pool(out, plan_json, todo, workers)
+        return (write_shard(str(out), plan_json, k) for k in todo)
+    return _run_pool(out, plan_json, todo, workers)
+
+
+def _os_threads() -> int:
+    """Threads of this process as the OS counts them (native ones too); -1 if unknown."""
+    import os
+
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return -1
+
+
+_BASE_THREADS = _os_threads()  # at import: numpy's BLAS pool (fork-aware) and this thread
+
+
+def start_method() -> str:
+    """``"fork"`` where it is safe, else ``"spawn"``.
+
+    A forked worker starts in milliseconds with physim imported and its kernels compiled;
+    a spawned one re-imports numpy, numba and physim and reloads the compiled kernels
+    (about a second each, which made ``--workers 2`` slower than one worker at 100K
+    videos). A fork copies only the calling thread, so any other thread that holds a lock
+    at that moment leaves it held forever in the child. Fork only on Linux, with one
+    Python thread, no more OS threads than when physim was imported (numpy's BLAS pool,
+    which handles fork; not a numba parallel pool or a progress bar's monitor), and JAX
+    not imported (XLA's thread pools are not fork-safe); spawn otherwise.
+    """
+    import sys
+    import threading
+
+    if (sys.platform.startswith("linux") and threading.active_count() == 1
+            and "jax" not in sys.modules and 0 < _os_threads() <= _BASE_THREADS):
+        return "fork"
+    return "spawn"
 
 
 def die_with_parent(parent: int) -> None:
@@ -72,25 +106,43 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_pool(out, plan_json, todo, workers) -> Iterator:
+class _PoolResults:
+    """Infos of a pool's shards as they complete; ``close()`` cancels what has not
+    started and waits for the workers."""
+
+    def __init__(self, pool, pending):
+        self._pool, self._pending = pool, pending
+
+    def __iter__(self):
+        try:
+            while self._pending:
+                done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    yield f.result()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for f in self._pending:
+            f.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_pool(out, plan_json, todo, workers) -> _PoolResults:
+    """Start the pool and submit every shard now (the workers fork or spawn here)."""
     import os
 
     from physim.generate import write_shard
 
-    # spawn: no fork of a process that may hold threads (tqdm, numba, jax).
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    ctx = multiprocessing.get_context(start_method())
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
         pending = {pool.submit(write_shard, str(out), plan_json, k) for k in todo}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    yield f.result()
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    return _PoolResults(pool, pending)
 
 
 def _ray_task(plan_json: str, k: int):

@@ -402,17 +402,22 @@ def generate(
     plan_json = plan.to_json()
     videos = 0
     bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
-
-        total = sum(len(plan.indices(k)) for k in todo)
-        bar = tqdm(total=total, unit="video", desc=f"{plan.scenario}/{plan.split}", smoothing=0.1)
+    # Workers start here, before the progress bar's thread (forked where that is safe).
+    results = executors.run_shards(out, plan_json, todo, workers, executor, address)
     try:
-        for info in executors.run_shards(out, plan_json, todo, workers, executor, address):
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            total = sum(len(plan.indices(k)) for k in todo)
+            bar = tqdm(total=total, unit="video", desc=f"{plan.scenario}/{plan.split}",
+                       smoothing=0.1)
+        for info in results:
             videos += info["count"]
             if bar is not None:
                 bar.update(len(plan.indices(info["shard"])))
     finally:
+        if hasattr(results, "close"):
+            results.close()  # a pool's workers: cancelled if we stop early, then joined
         if bar is not None:
             bar.close()
     with sh.folder_lock(out):

@@ -61,6 +61,36 @@ def test_manifest_contents(tmp_path):
     assert 1.0 <= lo < hi <= 4.0
 
 
+def test_forked_workers_write_the_same_bytes(tmp_path):
+    """The CLI process is single-threaded, so its pool forks (no re-import per worker);
+    its shards are the bytes one in-process worker writes."""
+    code = ("import physim.executors as e, physim.cli as c, sys; print(e.start_method()); "
+            "sys.exit(c.main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "generate", "collision", "--n", "60",
+                        "--seed", "3", "--shard-size", "10", "--workers", "2",
+                        "--out", str(tmp_path / "fork"), "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "fork"
+    gen(tmp_path / "one", n=60, shard_size=10)
+    assert tree(tmp_path / "fork") == tree(tmp_path / "one")
+
+
+def test_start_method_spawns_beside_other_threads():
+    import threading
+
+    from physim import executors
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert executors.start_method() == "spawn"  # another Python thread is running
+    finally:
+        stop.set()
+        t.join()
+
+
 def test_same_bytes_for_any_workers_and_shard_split(tmp_path):
     gen(tmp_path / "a", n=60, shard_size=10)
     gen(tmp_path / "b", n=60, shard_size=10, workers=2)
