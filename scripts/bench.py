@@ -1,6 +1,7 @@
 """Throughput benchmarks; results go to docs/benchmarks.md (command, date, machine).
 
-    python scripts/bench.py [sim_render] [generate] [loader] [evals] [evaluate] [export] [--quick]
+    python scripts/bench.py [sim_render] [generate] [workers] [loader] [evals] [evaluate] [export]
+                            [--quick]
 
 Every ratio compares two implementations measured in the same process, on one core
 unless a section says otherwise.
@@ -162,6 +163,39 @@ def bench_generate(quick: bool) -> list[str]:
     return rows
 
 
+def bench_workers(quick: bool) -> list[str]:
+    """Issue 20's bar: ``--workers 2`` at least 1.7x one worker at 100K uniform videos (10
+    shards of 10K), run through the CLI in a fresh process each time (as a user runs it:
+    the pool's start-up is timed), best of 3."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    n = 20_000 if quick else 100_000
+    cli = "import sys, physim.cli; sys.exit(physim.cli.main(sys.argv[1:]))"
+    best = {}
+    for workers in (1, 2):
+        times = []
+        for _ in range(3):
+            out = tempfile.mkdtemp(prefix="physim-bench-")
+            shutil.rmtree(out)
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", cli, "generate", "uniform", "--n", str(n),
+                            "--out", out, "--workers", str(workers), "--no-progress"],
+                           check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+            shutil.rmtree(out, ignore_errors=True)
+        best[workers] = min(times)
+    code = "import physim.cli, physim.executors as e; print(e.start_method())"
+    how = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    return [
+        f"| physim generate uniform --n {n:,} --workers 2 (pool: {how.strip()}; process start "
+        f"included) | {n / best[2]:,.0f} videos/s ({best[2]:.2f} s) | --workers 1: "
+        f"{n / best[1]:,.0f} videos/s ({best[1]:.2f} s) | {best[1] / best[2]:.2f}x (bar: 1.7x) |"
+    ]
+
+
 def bench_loader(quick: bool) -> list[str]:
     """Grain loader rendering 32x128x128 videos (per CPU second = per core)."""
     import tempfile
@@ -311,6 +345,7 @@ SECTIONS = {
     "scenes": bench_scenes,
     "train": bench_train,
     "evaluate": bench_evaluate,
+    "workers": bench_workers,
     "export": bench_export,
 }
 
