@@ -343,14 +343,15 @@ _TINY_DEEP = replace(_TINY_MLP, name="dit-tiny-deep",
                      train=replace(_TINY_MLP.train, steps=10500))
 
 # dit-tiny-deep with the error of the x-prediction weighted as a velocity error
-# (``diffusion.x_loss="v"``: |x - x̂|² / t², JiT's loss), on the 2-hour budget (9500 steps).
+# (``diffusion.x_loss="v"``: |x - x̂|² / t², JiT's loss), on the 2-hour budget (9000 steps:
+# dit-tiny-deep ran 0.65-0.79 s per step, one run per core).
 # dit-tiny-deep's uniform error is mostly jitter of the drawn position (0.140 against a speed
 # error of 0.080), which the last, least noisy sampler levels decide; with the plain x loss
 # each of the 8 grid levels weighs the same and the noisiest ones dominate the gradient
 # (their error is the largest). 1/t² gives the level t = 0.125 64x the weight of t = 1.
 _TINY_VLOSS = replace(_TINY_DEEP, name="dit-tiny-vloss",
                       diffusion=replace(_TINY_DEEP.diffusion, x_loss="v"),
-                      train=replace(_TINY_DEEP.train, steps=9500))
+                      train=replace(_TINY_DEEP.train, steps=9000))
 
 # Smallest possible models, for tests only (seconds per step on one core).
 _TEST_DATA = DataConfig(resolution=16, frames=4, n_cond=1)

@@ -243,7 +243,7 @@ def compact_columns(cols: dict[str, np.ndarray], physics_kw: dict) -> dict[str, 
 
     Args:
       cols: :func:`columns_from_batch` output (no angles, no per-video extras).
-      physics_kw: the scenario's ``physics()`` (gravity, restitution, n_frames, dt).
+      physics_kw: the scenario's ``sim_kwargs()`` (gravity, restitution, n_frames, dt).
     """
     extra = [k for k in ("angles", "angular_velocities", "extra_offsets", "id_offsets")
              if k in cols]

@@ -67,7 +67,7 @@ def shard_columns(plan: Plan, k: int) -> dict[str, np.ndarray]:
     meta = {"shard": k, "n_shards": plan.n_shards, "spec_sha": plan.spec_sha}
     if hasattr(spec, "batch"):
         cols = sh.columns_from_batch(spec.batch(plan.seed, plan.split, idx), meta)
-        return cols if plan.storage == "full" else sh.compact_columns(cols, spec.physics())
+        return cols if plan.storage == "full" else sh.compact_columns(cols, spec.sim_kwargs())
     recs = [spec.sample(plan.seed, plan.split, int(i)) for i in idx]
     return sh.columns_from_records(recs, plan.scenario, plan.split, plan.seed, meta)
 

@@ -24,6 +24,8 @@ is how datasets are generated. :func:`simulate` is the single-video convenience.
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 
@@ -358,6 +360,20 @@ def _check_batch(radii, masses, pos0, vel0):
     return radii, masses, pos0, vel0
 
 
+def _check_scalars(restitution, wall_restitution, n_frames, dt, max_events) -> None:
+    if not 0.0 <= restitution <= 1.0 or not 0.0 <= wall_restitution <= 1.0:
+        raise ValueError(f"restitution must be in [0, 1], got {restitution}, {wall_restitution}")
+    if n_frames < 1 or not 0 < dt < np.inf:
+        raise ValueError(f"need n_frames >= 1 and a finite dt > 0, got {n_frames}, {dt}")
+    if int(max_events) < 1:
+        raise ValueError(f"max_events must be >= 1, got {max_events}")
+
+
+_TOO_MANY = ("video {bad} exceeded {max_events} collision events in {n_frames} frames; "
+             "raise max_events for many fast discs, or check for discs resting on each "
+             "other with restitution < 1 (an endless cascade of impacts)")
+
+
 def simulate_batch(
     radii,
     masses,
@@ -392,12 +408,7 @@ def simulate_batch(
       (M,E) seconds, ``event_pairs`` (M,E,2) int32 and ``event_counts`` (M,) int32.
     """
     radii, masses, pos0, vel0 = _check_batch(radii, masses, positions0, velocities0)
-    if not 0.0 <= restitution <= 1.0 or not 0.0 <= wall_restitution <= 1.0:
-        raise ValueError(f"restitution must be in [0, 1], got {restitution}, {wall_restitution}")
-    if n_frames < 1 or not 0 < dt < np.inf:
-        raise ValueError(f"need n_frames >= 1 and a finite dt > 0, got {n_frames}, {dt}")
-    if int(max_events) < 1:
-        raise ValueError(f"max_events must be >= 1, got {max_events}")
+    _check_scalars(restitution, wall_restitution, n_frames, dt, max_events)
     g = np.asarray(gravity, dtype=np.float64).reshape(2)
     if not np.all(np.isfinite(g)):
         raise ValueError(f"gravity must be finite, got {tuple(g)}")
@@ -426,11 +437,7 @@ def simulate_batch(
         ev_count,
     )
     if bad >= 0:
-        raise ValueError(
-            f"video {bad} exceeded {max_events} collision events in {n_frames} frames; "
-            "raise max_events for many fast discs, or check for discs resting on each "
-            "other with restitution < 1 (an endless cascade of impacts)"
-        )
+        raise ValueError(_TOO_MANY.format(bad=bad, max_events=max_events, n_frames=n_frames))
     return {
         "positions": out_pos,
         "velocities": out_vel,
@@ -464,6 +471,50 @@ def trajectory_from_batch(out: dict, b: int, dt: float = world.FRAME_DT) -> Traj
     )
 
 
+@nb.njit(cache=True)
+def _simulate_one(radii, masses, pos0, vel0, gx, gy, restitution, walls, wall_restitution,
+                  dt, size, times, states, ev_time, ev_frame, ev_pair):
+    """One video in one dispatch: its checks, its simulation and the arrays of its
+    Trajectory, written into caller-allocated arrays (allocating and boxing arrays in Numba
+    costs more than simulating one video).
+
+    Shapes: radii/masses (N,), pos0/vel0 (N,2); gravity (gx, gy); times (T,); states
+    (2,T,N,2) positions then velocities; ev_time (E,), ev_frame (E,) int32, ev_pair (E,2)
+    int32. Returns (code, number of events); code 0 is success, 1-6 are :data:`_INVALID`'s,
+    7 means more than E events.
+    """
+    n = radii.shape[0]
+    t, e = times.shape[0], ev_time.shape[0]
+    r2, m2 = radii.reshape(1, n), masses.reshape(1, n)
+    p2, v2 = pos0.reshape(1, n, 2), vel0.reshape(1, n, 2)
+    code, _ = _first_invalid(r2, m2, p2, v2)
+    if code:
+        return code, 0
+    for k in range(t):
+        times[k] = k * dt
+    ev_count = np.zeros(1, dtype=np.int32)
+    if simulate_batch_kernel(r2, m2, p2, v2, np.array((gx, gy)), restitution, walls,
+                             wall_restitution, t, dt, size, states[0:1], states[1:2],
+                             ev_time.reshape(1, e), ev_pair.reshape(1, e, 2), ev_count) >= 0:
+        return 7, 0
+    ne = ev_count[0]
+    for k in range(ne):
+        ev_frame[k] = np.int32(np.ceil((ev_time[k] - EVENT_EPS) / dt))
+    return 0, ne
+
+
+def _gravity_xy(gravity) -> tuple[float, float]:
+    """(gx, gy) floats of a 2-vector (a tuple is read without a numpy round trip)."""
+    if isinstance(gravity, tuple) and len(gravity) == 2:
+        gx, gy = float(gravity[0]), float(gravity[1])
+    else:
+        g = np.asarray(gravity, dtype=np.float64).reshape(2)
+        gx, gy = float(g[0]), float(g[1])
+    if not (math.isfinite(gx) and math.isfinite(gy)):
+        raise ValueError(f"gravity must be finite, got {(gx, gy)}")
+    return gx, gy
+
+
 def simulate(
     objects: world.Objects,
     positions0,
@@ -489,24 +540,30 @@ def simulate(
     Returns:
       A :class:`~physim.record.Trajectory` with T = ``n_frames`` states.
     """
-    n = objects.n
-    pos0 = np.asarray(positions0, dtype=np.float64)
-    vel0 = np.asarray(velocities0, dtype=np.float64)
-    if pos0.shape != (n, 2) or vel0.shape != (n, 2):
+    radii = np.ascontiguousarray(objects.radii, dtype=np.float64)
+    masses = np.ascontiguousarray(objects.masses, dtype=np.float64)
+    pos0 = np.ascontiguousarray(positions0, dtype=np.float64)
+    vel0 = np.ascontiguousarray(velocities0, dtype=np.float64)
+    n = radii.shape[0]
+    if n > 16:
+        raise ValueError(f"at most 16 discs per video are supported, got {n}")
+    if masses.shape != (n,) or pos0.shape != (n, 2) or vel0.shape != (n, 2):
         raise ValueError(
             f"positions0 and velocities0 must be ({n}, 2), got {pos0.shape}, {vel0.shape}"
         )
-    out = simulate_batch(
-        objects.radii[None],
-        objects.masses[None],
-        pos0[None],
-        vel0[None],
-        gravity=gravity,
-        restitution=restitution,
-        walls=walls,
-        wall_restitution=wall_restitution,
-        n_frames=n_frames,
-        dt=dt,
-        max_events=max_events,
-    )
-    return trajectory_from_batch(out, 0, dt)
+    _check_scalars(restitution, wall_restitution, n_frames, dt, max_events)
+    gx, gy = _gravity_xy(gravity)
+    t, e = int(n_frames), int(max_events)
+    times, states = np.empty(t), np.empty((2, t, n, 2))
+    ev_time, ev_frame = np.empty(e), np.empty(e, dtype=np.int32)
+    ev_pair = np.empty((e, 2), dtype=np.int32)
+    code, ne = _simulate_one(radii, masses, pos0, vel0, gx, gy, float(restitution),
+                             bool(walls), float(wall_restitution), float(dt),
+                             world.WORLD_SIZE, times, states, ev_time, ev_frame, ev_pair)
+    if code == 7:
+        raise ValueError(_TOO_MANY.format(bad=0, max_events=max_events, n_frames=n_frames))
+    if code:
+        raise ValueError(_INVALID[code].format(bad=0))
+    turns = np.zeros((2, t, n))  # discs do not turn
+    return Trajectory.of(times, states[0], states[1], turns[0], turns[1], ev_time[:ne],
+                         ev_frame[:ne], ev_pair[:ne])

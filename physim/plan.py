@@ -244,7 +244,7 @@ def make_plan(scenario, split: str, n: int, seed: int, overrides=None, shard_siz
                              f"columns; {name}/{split} has none")
     if storage not in STORAGES:
         raise ValueError(f"--storage must be one of {list(STORAGES)}, got {storage!r}")
-    if storage == "compact" and not hasattr(spec, "physics"):
+    if storage == "compact" and not hasattr(spec, "sim_kwargs"):
         raise ValueError(f"--storage compact needs a scenario simulated in batches by "
                          f"physim.physics (disc scenarios); {name} is simulated per video")
     return Plan(name, spec_fields(spec), int(seed), split, int(n), grid, int(shard_size),

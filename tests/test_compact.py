@@ -101,7 +101,7 @@ def test_compact_columns_refuse_what_they_cannot_rebuild():
     b = physim.scenario("uniform").batch(0, "train", np.arange(4))
     cols = columns.columns_from_batch(b, {"shard": 0})
     spec = physim.scenario("uniform")
-    phys = spec.physics()
+    phys = spec.sim_kwargs()
     # Stored under other physics than simulated: the write-time check fails.
     with pytest.raises(ValueError, match="bit for bit"):
         columns.compact_columns(cols, {**phys, "gravity": [0.0, -2.5]})

@@ -1,5 +1,7 @@
 """The exact simulator against closed-form physics."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -262,3 +264,38 @@ def test_simulate_batch_names_the_first_bad_input():
         spoil(*a)
         with pytest.raises(ValueError, match=msg):
             simulate_batch(*a)
+
+
+@pytest.mark.parametrize("name", ["uniform", "parabola", "collision"])
+def test_simulate_one_call_is_the_batch_kernel_bit_for_bit(name):
+    # physim.simulate has its own single-dispatch path (physics._simulate_one); every field
+    # of its Trajectory must equal the batched kernel's, dtype and shape included.
+    import physim
+
+    spec = physim.scenario(name)
+    recs = spec.batch(0, "train", np.arange(24)).records()
+    kw = spec.sim_kwargs()
+    out = physics.simulate_batch(np.stack([r.objects.radii for r in recs]),
+                                 np.stack([r.objects.masses for r in recs]),
+                                 np.stack([r.positions[0] for r in recs]),
+                                 np.stack([r.velocities[0] for r in recs]), **kw)
+    assert out["event_counts"].any() or name != "collision"
+    for b, rec in enumerate(recs):
+        got = physics.simulate(rec.objects, rec.positions[0], rec.velocities[0], **kw)
+        want = physics.trajectory_from_batch(out, b, kw["dt"])
+        for f in ("times", "positions", "velocities", "angles", "angular_velocities",
+                  "event_times", "event_frames", "event_pairs"):
+            x, y = getattr(got, f), getattr(want, f)
+            assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), f
+        # a real frozen dataclass: fields() and replace() see every field
+        assert dataclasses.replace(got, times=got.times).event_pairs is got.event_pairs
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.times = None
+
+
+@pytest.mark.parametrize("gravity, match", [((np.inf, 0.0), "gravity must be finite"),
+                                            ([0.0, np.nan], "gravity must be finite"),
+                                            ((1.0, 2.0, 3.0), "reshape")])
+def test_simulate_rejects_bad_gravity(gravity, match):
+    with pytest.raises(ValueError, match=match):
+        physics.simulate(one(), [[5, 5]], [[1, 0]], gravity=gravity)

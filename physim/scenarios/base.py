@@ -188,7 +188,7 @@ class DiscScenario:
         raise NotImplementedError
 
     # -- generic machinery -------------------------------------------------------------
-    def physics(self) -> dict:
+    def sim_kwargs(self) -> dict:
         """Keywords of :func:`physim.physics.simulate_batch` that this scenario's videos are
         simulated with (JSON-able: compact shards store them)."""
         return {"gravity": [float(g) for g in self.gravity],
@@ -263,7 +263,7 @@ class DiscScenario:
             params = {k: v[ok] for k, v in params.items()}
             radii, shapes, colors, pos0, vel0 = (a[ok] for a in (radii, shapes, colors, pos0, vel0))
         masses = world.disc_mass(radii)
-        sim = physics.simulate_batch(radii, masses, pos0, vel0, **self.physics())
+        sim = physics.simulate_batch(radii, masses, pos0, vel0, **self.sim_kwargs())
         mt, n = len(index), radii.shape[1]
         zeros = np.zeros((mt, self.n_frames, n))
         e = max(int(sim["event_counts"].max(initial=0)), 1)
