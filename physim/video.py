@@ -1,8 +1,9 @@
 """Video files: mp4 / GIF / PNG / npy encoding, contact sheets, and dataset exports.
 
-Frames are ``(T, H, W, 3)`` uint8 arrays throughout. mp4 goes through imageio-ffmpeg
-(libx264, yuv420p: lossy, a few levels of error on flat colours); GIF and PNG through
-Pillow. Exports render every video on the fly from the dataset's states:
+Frames are ``(T, H, W, 3)`` uint8 arrays throughout. mp4 is H.264 (libx264, yuv420p: a few
+levels of error on flat colours from the chroma subsampling), encoded in-process by PyAV at
+the export quality and through imageio-ffmpeg otherwise, decoded by imageio-ffmpeg; GIF and
+PNG go through Pillow. Exports render every video on the fly from the dataset's states:
 
 - ``npy``: ``OUT/{id}.npy``, uint8 (T, H, W, 3), loadable with ``allow_pickle=False``;
 - ``mp4``: ``OUT/{id}.mp4``;
@@ -44,23 +45,44 @@ def encode_mp4(frames, fps: int = MP4_FPS, quality: int = 10) -> bytes:
     ``quality`` is imageio-ffmpeg's 0..10 scale. The default 10 keeps parsed velocities
     within 0.005 of the lossless frames; imageio's own default (5), which the paper's
     files used, moves them by about 0.03-0.05 (measured with evals).
-    """
-    import imageio.v3 as iio
 
+    Quality 10 (crf 0: lossless in YUV, the exports' setting) is encoded in this process by
+    PyAV's libx264 with one encoder thread and the colour conversion of the ffmpeg command
+    line (bicubic swscale to yuv420p): no ffmpeg process per video, and the file decodes
+    to the same frames as ``imageio.v3.imwrite(..., codec="libx264")`` writes (tested).
+    Lossy qualities go through that imageio-ffmpeg command line: the libx264 of PyAV's
+    wheels (av 18.1) gives different bytes from run to run with its macroblock-tree rate
+    control (4 distinct files in 8 encodes of one video at crf 25; lossless has none).
+    """
     f = _check_frames(frames)
     if f.shape[1] % 2 or f.shape[2] % 2:
         raise ValueError(f"mp4 needs even frame sizes, got {f.shape[1]}x{f.shape[2]}")
     if not 0 <= quality <= 10:
         raise ValueError(f"mp4 quality must be in [0, 10], got {quality}")
-    return iio.imwrite(
-        "<bytes>",
-        f,
-        extension=".mp4",
-        fps=fps,
-        codec="libx264",
-        macro_block_size=2,
-        quality=quality,
-    )
+    if quality != 10:
+        import imageio.v3 as iio
+
+        return iio.imwrite("<bytes>", f, extension=".mp4", fps=fps, codec="libx264",
+                           macro_block_size=2, quality=quality)
+    import io
+
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height = f.shape[2], f.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "0"}  # imageio-ffmpeg's quality 10
+        stream.codec_context.thread_count = 1
+        to_yuv = VideoReformatter()  # one swscale context for all frames (one per frame
+        for frame in f:              # costs 10x the conversion)
+            rgb = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            out.mux(stream.encode(to_yuv.reformat(rgb, format="yuv420p",
+                                                  interpolation="BICUBIC")))
+        out.mux(stream.encode())
+    return buf.getvalue()
 
 
 def decode_mp4(data: bytes) -> np.ndarray:
@@ -142,9 +164,9 @@ def export(
 ) -> int:
     """Export every video of dataset ``ds`` as ``fmt`` (npy, mp4, hdf5) into folder ``out``.
 
-    ``workers`` threads render and encode in parallel (mp4 encoding runs in ffmpeg
-    processes, so threads help). Returns the number of videos written. Files are written
-    atomically; existing files of the same name are replaced.
+    ``workers`` threads render and encode in parallel (PyAV's encoder releases the GIL).
+    Returns the number of videos written. Files are written atomically; existing files of
+    the same name are replaced.
     """
     from physim import world
 
