@@ -36,6 +36,7 @@ def export_conditioning(ds, out, resolution: int = 128, progress: bool = False) 
     """
     if isinstance(resolution, bool) or int(resolution) != resolution or resolution < 8:
         raise ValueError(f"resolution must be an integer >= 8, got {resolution!r}")
+    ids = ds.ids  # checked against the dataset's safe-name pattern before any write
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"export output {out} exists and is not a directory")
@@ -51,8 +52,8 @@ def export_conditioning(ds, out, resolution: int = 128, progress: bool = False) 
         frames = ds.frames(i, resolution=int(resolution), n_frames=n_cond)
         buf = io.BytesIO()
         np.save(buf, frames, allow_pickle=False)
-        write_bytes(out / f"{rec.id}.npy", buf.getvalue())
-        row = {"id": rec.id, "file": f"{rec.id}.npy", "scenario": rec.scenario,
+        write_bytes(out / f"{ids[i]}.npy", buf.getvalue())
+        row = {"id": ids[i], "file": f"{ids[i]}.npy", "scenario": rec.scenario,
                "split": rec.split, "level": rec.level, "n_cond": n_cond,
                "n_frames": rec.trajectory.n_frames, "resolution": int(resolution)}  # fmt: skip
         row.update({f"param_{k}": v for k, v in rec.params.items()

@@ -566,6 +566,10 @@ def train(cfg: configs.Config, source, workdir: str, *, progress: bool = True,
     (:func:`resume_changes`). A local ``workdir`` is locked for the run
     (``checkpoint.workdir_lock``) and must be writable.
     """
+    if stop_at is not None and (isinstance(stop_at, bool) or int(stop_at) != stop_at
+                                or stop_at < 1):
+        raise ValueError(f"stop_at must be a step >= 1 (or None: cfg.train.steps), "
+                         f"got {stop_at!r}")
     check_batch(cfg.train, make_mesh(cfg.train))  # before anything is written
     with checkpoint.workdir_lock(workdir):
         checkpoint.check_writable(workdir)
@@ -634,7 +638,7 @@ def _train(cfg: configs.Config, source, workdir: str, *, progress: bool,
     step_fn = jax.jit(make_step(loss, tx, schedule, tc, micro), donate_argnums=(0,),
                       out_shardings=out_sh)
 
-    end = min(stop_at or tc.steps, tc.steps)
+    end = tc.steps if stop_at is None else min(int(stop_at), tc.steps)
     metrics_path = wd / "metrics.jsonl"
     flops, compiled = None, step_fn
     if start < end:

@@ -73,16 +73,25 @@ def shard_columns(plan: Plan, k: int) -> dict[str, np.ndarray]:
 
 
 PLACE_CHECK_ROWS = 4096  # grid rows placed up front to refuse an impossible grid
+PLACE_CHECK_VIDEOS = 16  # videos of a random split placed up front (the same check)
 
 
 def check_placeable(plan: Plan) -> None:
-    """Raise ``ValueError`` if no selected grid row of an evaluation split can be placed
-    (e.g. ``collision --set v_id=[0,0]``: the balls never meet), before anything is
-    written. Checks the first :data:`PLACE_CHECK_ROWS` selected rows of disc scenarios."""
-    if plan.grid_size is None:
-        return
+    """Raise ``ValueError`` if the plan's videos cannot be placed (e.g. ``collision --set
+    v_id=[0,0]``: the balls never meet), before anything is written. Evaluation grids: no
+    one of the first :data:`PLACE_CHECK_ROWS` selected rows can be placed (impossible rows
+    are dropped); random splits: one of the first :data:`PLACE_CHECK_VIDEOS` videos cannot
+    (a random video that cannot be placed is an error). Disc scenarios only."""
     spec = _cached_spec(plan.scenario, _canon(plan.spec))
     if not hasattr(spec, "batch"):
+        return
+    if plan.grid_size is None:
+        first = plan.indices(0)[:PLACE_CHECK_VIDEOS] if plan.n_shards else []
+        if len(first):
+            try:
+                spec.batch(plan.seed, plan.split, first)
+            except ValueError as e:
+                raise ValueError(f"{e}; nothing written") from None
         return
     rows = np.concatenate([plan.indices(k) for k in range(plan.n_shards)])[:PLACE_CHECK_ROWS]
     if len(rows) and len(spec.batch(plan.seed, plan.split, rows)) == 0:
@@ -379,7 +388,13 @@ def generate(
         raise ValueError(f"--workers must be a positive integer, got {workers!r}")
     executors.check(executor)
     check_placeable(plan)
-    check_out(out, plan)
+    try:
+        check_out(out, plan)  # before the lock file: a foreign folder stays untouched
+    except ValueError:
+        if not (Path(out) / sh.LOCK_NAME).exists():
+            raise
+        # Another physim run holds (or held) this folder's lock and may be half-way through
+        # claiming its split (folder made, plan.json not yet written): decide under the lock.
 
     out = Path(out)
     created = not out.exists()

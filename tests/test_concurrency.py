@@ -52,6 +52,32 @@ def test_compatible_splits_generated_concurrently_both_land(tmp_path):
     physim.dataset.generate("collision", split="id", n=200, out=out, progress=False)
 
 
+def test_a_run_meeting_a_split_being_claimed_waits_for_the_lock(tmp_path):
+    # The state another run leaves for an instant under the lock: its split folder made,
+    # its plan.json not yet written. A compatible run must wait for the lock, not refuse
+    # the folder as foreign (the cause of the id + ood flake above).
+    import shutil
+
+    ref = tmp_path / "ref"
+    physim.dataset.generate("collision", split="id", n=20, out=ref, progress=False)
+    out = tmp_path / "d"
+    out.mkdir()
+    with sh.folder_lock(out):
+        (out / "id").mkdir()
+        p = _start("collision", "--split", "ood", "--n", "20", "--out", str(out))
+        line = p.stderr.readline()
+        assert "waiting for another process" in line, line + p.stderr.read()
+        shutil.copy(ref / "id" / "plan.json", out / "id" / "plan.json")  # the claim lands
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    assert (out / "ood" / "plan.json").is_file()
+    # control: without a lock file the same half-made folder is foreign and refused
+    bare = tmp_path / "bare"
+    (bare / "id").mkdir(parents=True)
+    (bare / "id" / "stray.txt").write_text("x")
+    q = _start("collision", "--split", "ood", "--n", "20", "--out", str(bare))
+    assert q.wait(timeout=300) == 2 and "not a physim dataset" in q.stderr.read()
+
+
 def test_a_lock_holder_makes_the_next_run_wait(tmp_path):
     out = tmp_path / "d"
     out.mkdir()
@@ -130,3 +156,11 @@ def test_a_huge_n_and_an_impossible_grid_are_refused_before_writing(tmp_path):
     # the good inputs go through
     physim.dataset.generate("collision", split="id", n=10, out=tmp_path / "b", progress=False)
     assert len(physim.dataset.open(tmp_path / "b")) > 0
+    # a random split whose videos cannot be placed: refused before plan.json, so the
+    # corrected command then runs in the same folder (it used to be poisoned)
+    with pytest.raises(ValueError, match="placement impossible.*nothing written"):
+        physim.dataset.generate("collision", split="train", n=5, out=tmp_path / "c",
+                                overrides={"v_id": (0.0, 0.0)}, progress=False)
+    assert not (tmp_path / "c").exists()
+    physim.dataset.generate("collision", split="train", n=5, out=tmp_path / "c", progress=False)
+    assert len(physim.dataset.open(tmp_path / "c")) == 5

@@ -239,6 +239,17 @@ def test_hostile_video_ids_are_refused_even_with_a_matching_sha256(tmp_path):
     ds = dataset.open(root)
     with pytest.raises(dataset.DatasetError, match="video id '../../x-train-0000000'"):
         ds.ids  # noqa: B018
+    # every writer named by an id refuses it through the CLI, writing nothing anywhere
+    from physim import cli
+
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    for argv in (["export", str(root), "--format", "npy", "--out", str(tmp_path / "o/a/b")],
+                 ["export", str(root), "--format", "npy", "--conditioning-only",
+                  "--out", str(tmp_path / "o/c/d")],
+                 ["preview", str(root), "--out", str(tmp_path / "o/e/f")]):
+        assert cli.main(argv + ["--no-progress"] * (argv[0] == "export")) == 2, argv
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before
+    assert not list(tmp_path.rglob("x-train-*"))
 
 
 def test_a_manifest_entry_pointing_at_another_shard_is_refused(tmp_path):

@@ -209,6 +209,12 @@ def test_cli_parsers_register_and_validate(tmp_path):
     with pytest.raises(ValueError, match="--stop-at must be >= 1"):
         zero.func(zero)
     assert not (tmp_path / "w3").exists()
+    # the library call refuses it too (it used to train the whole schedule)
+    for bad_stop in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="stop_at must be a step >= 1"):
+            train.train(configs.PRESETS["dit-test"], data.SyntheticSource(16, 4),
+                        str(tmp_path / "w4"), progress=False, stop_at=bad_stop)
+    assert not (tmp_path / "w4").exists()
 
 
 def test_batch_iterator_is_a_function_of_index():
