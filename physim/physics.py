@@ -409,9 +409,7 @@ def simulate_batch(
     """
     radii, masses, pos0, vel0 = _check_batch(radii, masses, positions0, velocities0)
     _check_scalars(restitution, wall_restitution, n_frames, dt, max_events)
-    g = np.asarray(gravity, dtype=np.float64).reshape(2)
-    if not np.all(np.isfinite(g)):
-        raise ValueError(f"gravity must be finite, got {tuple(g)}")
+    g = np.array(_gravity_xy(gravity))
     m, n = radii.shape
     out_pos = np.empty((m, n_frames, n, 2))
     out_vel = np.empty((m, n_frames, n, 2))

@@ -274,7 +274,7 @@ def bench_export(quick: bool) -> list[str]:
     n = 100 if quick else 500
     root = tempfile.mkdtemp(prefix="physim-bench-")
     try:
-        dataset.generate("uniform", "id", n, 1, f"{root}/ds", progress=False)
+        dataset.generate("uniform", "train", n, 1, f"{root}/ds", progress=False)  # id: 160
         ds = dataset.open(f"{root}/ds")
         video.export(ds, "npy", f"{root}/warm", resolution=128, progress=False)  # warm-up
         times = {}
