@@ -121,6 +121,7 @@ def _disc_resim(rec, spec, *, gravity=None, restitution=None, masses=None, flip=
         gravity=spec.gravity if gravity is None else gravity,
         restitution=spec.restitution if restitution is None else restitution,
         n_frames=tr.n_frames - c, dt=spec.dt,
+        max_events=getattr(spec, "max_events", physics.MAX_EVENTS),
     )  # fmt: skip
     return np.concatenate([tr.positions[:c], out["positions"][0]])
 

@@ -227,6 +227,7 @@ def expand_compact(get, storage: dict) -> dict[str, np.ndarray]:
         :func:`physim.physics.simulate_batch`, plus ``kind`` and ``digest``).
     """
     kw = {k: storage[k] for k in ("gravity", "restitution", "n_frames", "dt")}
+    kw["max_events"] = int(storage.get("max_events", physics.MAX_EVENTS))
     sim = physics.simulate_batch(get("radii"), get("masses"), get("positions0"),
                                  get("velocities0"), **kw)
     e = max(int(sim["event_counts"].max(initial=0)), 1)

@@ -33,6 +33,7 @@ from physim import world
 from physim.record import Trajectory
 
 MAX_EVENTS = 256  # per video by default; exceeding it is an error (e.g. a Zeno cascade)
+MAX_EVENTS_LIMIT = 1 << 20  # the most a scenario may ask for (2 arrays of M x E per batch)
 # A wall bounce that leaves less normal speed than this (world units/s) ends in resting
 # contact when gravity presses the disc into the wall; it would otherwise bounce forever.
 REST_SPEED = 1e-6
@@ -370,7 +371,8 @@ def _check_scalars(restitution, wall_restitution, n_frames, dt, max_events) -> N
 
 
 _TOO_MANY = ("video {bad} exceeded {max_events} collision events in {n_frames} frames; "
-             "raise max_events for many fast discs, or check for discs resting on each "
+             "raise max_events for many fast discs (a scenario field: physim generate "
+             "--set max_events=N), or check for discs resting on each "
              "other with restitution < 1 (an endless cascade of impacts)")
 
 

@@ -119,3 +119,22 @@ def test_cli_storage_flag(tmp_path, capsys):
     ds = physim.dataset.open(out)
     ref = physim.scenario("collision").batch(0, "train", np.arange(30))
     np.testing.assert_array_equal(ds.shard(0)["positions"], ref.positions)
+
+
+def test_max_events_is_a_scenario_field_kept_by_compact_storage(tmp_path):
+    """``--set max_events=N`` reaches the solver and the compact re-simulation; the default
+    leaves sim_kwargs (and so shard bytes) as they were; bad values are refused."""
+    from physim import physics
+
+    assert "max_events" not in physim.scenario("collision").sim_kwargs()
+    assert physim.scenario("collision", max_events=512).sim_kwargs()["max_events"] == 512
+    for bad, why in ((0, "max_events must be in"), (1.5, "expected an integer"),
+                     (physics.MAX_EVENTS_LIMIT + 1, "max_events must be in")):
+        with pytest.raises(ValueError, match=why):
+            physim.scenario("collision", max_events=bad)
+    full, comp, _, comp_dir = _pair(tmp_path, "collision", "train", 40,
+                                    overrides={"max_events": 512})
+    meta = comp.shard(0).meta
+    assert meta["storage"]["max_events"] == 512
+    for i in range(len(full)):
+        assert shards.records_equal(full[i], comp[i])

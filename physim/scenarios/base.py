@@ -147,6 +147,9 @@ class DiscScenario:
     # Physics of the scenario (overridden by subclasses' defaults).
     gravity: tuple[float, float] = (0.0, 0.0)
     restitution: float = 1.0
+    # The most collision events one video may have (``physics.simulate_batch``); more is an
+    # error naming this field. Raise it for many fast discs (``--set max_events=4096``).
+    max_events: int = physics.MAX_EVENTS
 
     splits: ClassVar[tuple[str, ...]] = ("train", "id", "ood")
     random_splits: ClassVar[tuple[str, ...]] = ("train",)
@@ -165,6 +168,9 @@ class DiscScenario:
             raise ValueError(f"n_cond must be in [0, n_frames), got {self.n_cond}")
         if self.max_tries < 1:
             raise ValueError(f"max_tries must be >= 1, got {self.max_tries}")
+        if not 1 <= self.max_events <= physics.MAX_EVENTS_LIMIT:
+            raise ValueError(f"max_events must be in [1, {physics.MAX_EVENTS_LIMIT}], got "
+                             f"{self.max_events}")
 
     # -- hooks ---------------------------------------------------------------------
     def level_names(self, split: str) -> tuple[str, ...]:
@@ -190,10 +196,14 @@ class DiscScenario:
     # -- generic machinery -------------------------------------------------------------
     def sim_kwargs(self) -> dict:
         """Keywords of :func:`physim.physics.simulate_batch` that this scenario's videos are
-        simulated with (JSON-able: compact shards store them)."""
-        return {"gravity": [float(g) for g in self.gravity],
-                "restitution": float(self.restitution), "n_frames": int(self.n_frames),
-                "dt": float(self.dt)}
+        simulated with (JSON-able: compact shards store them). ``max_events`` appears only
+        when it is not the default, so shards of default scenarios keep their bytes."""
+        kw = {"gravity": [float(g) for g in self.gravity],
+              "restitution": float(self.restitution), "n_frames": int(self.n_frames),
+              "dt": float(self.dt)}
+        if self.max_events != physics.MAX_EVENTS:
+            kw["max_events"] = int(self.max_events)
+        return kw
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:
