@@ -132,7 +132,7 @@ def test_max_events_is_a_scenario_field_kept_by_compact_storage(tmp_path):
                      (physics.MAX_EVENTS_LIMIT + 1, "max_events must be in")):
         with pytest.raises(ValueError, match=why):
             physim.scenario("collision", max_events=bad)
-    full, comp, _, comp_dir = _pair(tmp_path, "collision", "train", 40,
+    full, comp, _, _ = _pair(tmp_path, "collision", "train", 40,
                                     overrides={"max_events": 512})
     meta = comp.shard(0).meta
     assert meta["storage"]["max_events"] == 512
