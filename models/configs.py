@@ -101,6 +101,9 @@ class DiffusionConfig:
     sample_steps: int = 50  # DDIM / Euler steps
     t_dist: str = "uniform"  # training noise levels: "uniform", "logit_normal" (flow_x) or
     #   "grid": only the levels the sampler visits with sample_steps (train = sample levels)
+    # grid only: share of training examples at the first (noisiest, t = 1) level, the rest
+    # spread evenly over the other levels; 0: every level equally often
+    grid_top: float = 0.0
     t_mean: float = 0.0  # logit_normal: logit(t) ~ N(t_mean, t_std)
     t_std: float = 1.0
     x_loss: str = "x"  # flow_x: "x" = |x - x̂|², "v" = |v - v̂|² = |x - x̂|²/max(t, .05)² (JiT)
@@ -228,6 +231,12 @@ def validate(cfg: Config) -> None:
     if cfg.diffusion.t_dist not in ("uniform", "logit_normal", "grid"):
         raise ValueError(f"diffusion.t_dist must be uniform, logit_normal or grid, got "
                          f"{cfg.diffusion.t_dist!r}")
+    if not 0.0 <= cfg.diffusion.grid_top < 1.0 or (
+            cfg.diffusion.grid_top and (cfg.diffusion.t_dist != "grid"
+                                        or cfg.diffusion.sample_steps < 2)):
+        raise ValueError(f"diffusion.grid_top must be in [0, 1), and nonzero only with "
+                         f"t_dist='grid' and sample_steps >= 2, got "
+                         f"{cfg.diffusion.grid_top}")
     if cfg.diffusion.x_loss not in ("x", "v"):
         raise ValueError(f"diffusion.x_loss must be 'x' or 'v', got {cfg.diffusion.x_loss!r}")
     if cfg.diffusion.schedule not in ("linear", "cosine"):
@@ -364,6 +373,16 @@ _TINY_2LEV = replace(_TINY_DEEP, name="dit-tiny-2lev",
                      diffusion=replace(_TINY_DEEP.diffusion, sample_steps=2),
                      train=replace(_TINY_DEEP.train, steps=8500))
 
+# dit-tiny-deep with half of its training examples at the first level (t = 1, ``diffusion.
+# grid_top=0.5``), the other half spread over the remaining seven. Sampled with fewer steps,
+# tiny-deep-uniform scores best with 2 (0.166 against 0.180 with 8), while dit-tiny-2lev,
+# trained on the two levels only, halved the speed error but drew less steadily (jitter 0.167
+# against 0.140, ID 0.196): the first level sets the motion, the later ones the drawing. This
+# keeps every level trained and gives the first one 4x its share. 8500 steps, as dit-tiny-2lev.
+_TINY_TOP = replace(_TINY_DEEP, name="dit-tiny-top",
+                    diffusion=replace(_TINY_DEEP.diffusion, grid_top=0.5),
+                    train=replace(_TINY_DEEP.train, steps=8500))
+
 # Smallest possible models, for tests only (seconds per step on one core).
 _TEST_DATA = DataConfig(resolution=16, frames=4, n_cond=1)
 _TEST_TRAIN = TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ema_decay=0.9,
@@ -392,6 +411,7 @@ PRESETS: dict[str, Config] = {
     "dit-tiny-deep": _TINY_DEEP,
     "dit-tiny-vloss": _TINY_VLOSS,
     "dit-tiny-2lev": _TINY_2LEV,
+    "dit-tiny-top": _TINY_TOP,
     "dit-px32-v": replace(_PX32, name="dit-px32-v",
                           diffusion=DiffusionConfig(objective="v", sample_steps=8,
                                                     t_dist="grid")),

@@ -56,7 +56,11 @@ def _train_levels(key, b: int, cfg: DiffusionConfig):
     """Per-example noise level: int timestep ("v") or t in (0, 1) ("flow_x"), shape (B,)."""
     if cfg.t_dist == "grid":
         levels = jnp.asarray(sample_timesteps(cfg))
-        return levels[jax.random.randint(key, (b,), 0, levels.shape[0])]
+        n = levels.shape[0]
+        if cfg.grid_top:  # P(first level) = grid_top, the rest (1 - grid_top) / (n - 1) each
+            p = jnp.full((n,), (1.0 - cfg.grid_top) / (n - 1)).at[0].set(cfg.grid_top)
+            return levels[jax.random.choice(key, n, (b,), p=p)]
+        return levels[jax.random.randint(key, (b,), 0, n)]
     if cfg.objective == "v":
         return jax.random.randint(key, (b,), 0, cfg.num_timesteps)
     if cfg.t_dist == "logit_normal":

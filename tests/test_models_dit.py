@@ -132,6 +132,31 @@ def test_grid_training_levels_match_sampler():
     assert set(np.round(lev, 6)) == set(np.round(diffusion.sample_timesteps(cfg), 6))
 
 
+def test_grid_top_puts_its_share_of_examples_on_the_first_level():
+    cfg = configs.DiffusionConfig(objective="flow_x", sample_steps=4, t_dist="grid",
+                                  grid_top=0.7)
+    lev = np.asarray(diffusion._train_levels(jax.random.key(0), 20000, cfg))
+    levels, counts = np.unique(lev, return_counts=True)
+    np.testing.assert_allclose(levels, np.sort(diffusion.sample_timesteps(cfg)), atol=1e-6)
+    share = counts / counts.sum()  # ascending t: the last is t = 1
+    assert abs(share[-1] - 0.7) < 0.02
+    np.testing.assert_allclose(share[:-1], 0.1, atol=0.015)
+    flat = dataclasses.replace(cfg, grid_top=0.0)
+    share0 = np.unique(np.asarray(diffusion._train_levels(jax.random.key(0), 20000, flat)),
+                       return_counts=True)[1] / 20000
+    np.testing.assert_allclose(share0, 0.25, atol=0.02)
+
+
+@pytest.mark.parametrize("bad", [dict(grid_top=1.0), dict(grid_top=-0.1),
+                                 dict(grid_top=0.5, t_dist="uniform"),
+                                 dict(grid_top=0.5, sample_steps=1)])
+def test_grid_top_is_validated(bad):
+    cfg = configs.get_preset("dit-test")
+    d = dataclasses.replace(cfg.diffusion, t_dist="grid", sample_steps=4)
+    with pytest.raises(ValueError, match="grid_top"):
+        configs.validate(dataclasses.replace(cfg, diffusion=dataclasses.replace(d, **bad)))
+
+
 def test_pixel_mlp_head_shapes_and_per_pixel_nonlinearity():
     cfg = configs.get_preset("dit-test")
     ncfg = dataclasses.replace(cfg.dit, head="pixel_mlp", head_channels=4, head_hidden=8)
