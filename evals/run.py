@@ -115,17 +115,49 @@ def evaluate(
 
 def write_outputs(out_dir, ev) -> None:
     """Write ``per_video.csv``, ``report.md`` (+ plots) and, last, ``results.json`` of an
-    :class:`evals.core.Evaluation` into ``out_dir`` (created)."""
+    :class:`evals.core.Evaluation` into ``out_dir`` (created), as one unit.
+
+    Everything is first written into a staging folder inside ``out_dir``; only when it is
+    complete are the files moved into place: the older ``results.json`` (the mark of a
+    complete output) goes first, the older output's other files that this one does not
+    make next, and the new ``results.json`` last. Killed while staging, the folder keeps
+    the older output whole; killed while moving, it holds no ``results.json``.
+    """
+    import shutil
+
     from evals import report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # results.json is the mark of a complete output: an older one goes first and the new
-    # one is written last, so a killed evaluation never leaves a complete-looking folder.
+    for stale in out.glob(".staging-*"):  # a killed evaluation's
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = out / f".staging-{os.getpid()}"
+    stage.mkdir()
+    try:
+        write_csv(stage / "per_video.csv", ev.rows)
+        report.write_report(stage, ev.results, ev.rows, ev.strips)
+        _write_json(stage / "results.json", ev.results)
+        _publish(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+# Every file an evaluation can write (report.py's plots are made only when they have data).
+_OUTPUT_FILES = ("per_video.csv", "report.md", "error_by_level.png", "speed.png",
+                 "abnormal.png", "strips.png", "results.json")
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move the files of complete output ``stage`` into ``out``, ``results.json`` last."""
     (out / "results.json").unlink(missing_ok=True)
-    write_csv(out / "per_video.csv", ev.rows)
-    report.write_report(out, ev.results, ev.rows, ev.strips)
-    _write_json(out / "results.json", ev.results)
+    new = {p.name for p in stage.iterdir()}
+    for name in _OUTPUT_FILES:
+        if name not in new:
+            (out / name).unlink(missing_ok=True)
+    for p in sorted(stage.iterdir()):
+        if p.name != "results.json":
+            os.replace(p, out / p.name)
+    os.replace(stage / "results.json", out / "results.json")
 
 
 def _write_json(path: Path, obj) -> None:

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -52,26 +53,46 @@ def test_ground_truth_npy_report(truth, tmp_path):
     assert (out / "strips.png").exists() and (out / "speed.png").exists()
 
 
-def test_results_json_is_written_last_and_a_failed_rerun_leaves_none(truth, tmp_path,
-                                                                   monkeypatch):
+def test_outputs_are_one_unit_a_run_killed_while_writing_keeps_the_older_one(truth, tmp_path,
+                                                                           monkeypatch):
     from evals import report
 
     gen, out = tmp_path / "gen", tmp_path / "report"
     _write_npy(truth, gen)
     run.evaluate(gen, truth, out, metrics=["laws"])
     assert (out / "results.json").is_file() and (out / "report.md").is_file()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"per_video.csv", "report.md", "results.json"} <= set(before)
 
     def killed(*a, **k):  # the evaluation dies while writing its report
         raise KeyboardInterrupt
 
     monkeypatch.setattr(report, "write_report", killed)
     with pytest.raises(KeyboardInterrupt):
+        run.evaluate(gen, truth, out, metrics=["laws", "abnormal"])
+    # the older output is untouched and whole, and nothing half-written is left beside it
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.undo()
+
+    # killed while moving the staged files into place: no complete-looking folder
+    real = run.os.replace
+
+    def dies_on_results(src, dst):
+        if Path(src).name == "results.json" and Path(src).parent.name.startswith(".staging"):
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(run.os, "replace", dies_on_results)
+    with pytest.raises(KeyboardInterrupt):
         run.evaluate(gen, truth, out, metrics=["laws"])
-    # no results.json, neither the new one nor the stale one of the first run
     assert not (out / "results.json").exists() and (out / "per_video.csv").is_file()
     monkeypatch.undo()
-    run.evaluate(gen, truth, out, metrics=["laws"])
+    (out / "abnormal.png").write_bytes(b"a plot of an older evaluation with the abnormal checks")
+    (out / "notes.txt").write_text("the user's own file")
+    run.evaluate(gen, truth, out, metrics=["laws"])  # laws only: no abnormal.png
     assert json.loads((out / "results.json").read_text())["n_scored"] == 6
+    assert not (out / "abnormal.png").exists() and not list(out.glob(".staging-*"))
+    assert (out / "notes.txt").read_text() == "the user's own file"
 
 
 def test_leftovers_of_killed_writers_are_not_videos(truth, tmp_path):
