@@ -155,6 +155,10 @@ class Dataset:
         path = self.path / entry["file"]
         if not path.is_file():
             raise DatasetError(f"shard {path} is missing")
+        # A plain name can still be a symbolic link out of the folder: read only what lies in it.
+        if not path.resolve().is_relative_to(self.path.resolve()):
+            raise DatasetError(f"shard {path} is a link to {path.resolve()}, outside the dataset "
+                               f"{self.path}: refusing to read it")
         if path.stat().st_size != entry["bytes"]:
             raise DatasetError(
                 f"shard {path} has {path.stat().st_size} bytes, the manifest says {entry['bytes']}"

@@ -252,6 +252,28 @@ def test_hostile_video_ids_are_refused_even_with_a_matching_sha256(tmp_path):
     assert not list(tmp_path.rglob("x-train-*"))
 
 
+def test_a_shard_linked_out_of_the_dataset_is_refused(tmp_path):
+    gen(tmp_path / "d", n=20)
+    gen(tmp_path / "other", n=20)
+    root = tmp_path / "d"
+    name = "train/shard-00001-of-00002.npz"
+    ds = dataset.open(root)
+    ds[15]  # positive control: the real shard reads
+    # the same bytes (sha256 and size match the manifest), but through a link out of "d"
+    (root / name).unlink()
+    (root / name).symlink_to(tmp_path / "other" / name)
+    ds = dataset.open(root)
+    ds[0]  # shard 0 is still the folder's own
+    with pytest.raises(dataset.DatasetError, match="outside the dataset"):
+        ds[15]
+    # a link inside the folder, and a dataset folder that is itself a link, are fine
+    (root / name).unlink()
+    os.replace(tmp_path / "other" / name, root / "train" / "moved.npz")
+    (root / name).symlink_to(root / "train" / "moved.npz")
+    (tmp_path / "link").symlink_to(root)
+    assert dataset.open(tmp_path / "link")[15].id == dataset.open(root)[15].id
+
+
 def test_a_manifest_entry_pointing_at_another_shard_is_refused(tmp_path):
     gen(tmp_path / "d", n=30)  # 3 shards of 10
     root = tmp_path / "d"
