@@ -23,6 +23,8 @@ Every batch is a dict:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import sys
 import threading
 
@@ -279,7 +281,7 @@ def make_loader(
         _absl_flags_parsed()
         it = it.mp_prefetch(
             grain.MultiprocessingOptions(num_workers=cfg.workers),
-            worker_init_fn=_worker_init,
+            worker_init_fn=functools.partial(_worker_init, parent=os.getpid()),
         )
     return it
 
@@ -293,8 +295,13 @@ def _absl_flags_parsed() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
-def _worker_init(worker_index: int, worker_count: int) -> None:
+def _worker_init(worker_index: int, worker_count: int, *, parent: int) -> None:
+    """Grain worker set-up: absl flags, and end with process ``parent`` (a SIGKILLed
+    ``physim train`` must not leave its loader's workers running)."""
+    from physim.executors import die_with_parent
+
     _absl_flags_parsed()
+    die_with_parent(parent)
 
 
 def benchmark(dataset, *, batches: int = 20, **overrides) -> dict[str, float]:

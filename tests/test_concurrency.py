@@ -1,6 +1,6 @@
 """Concurrent writers and killed parents (issue 19, items 5 and 6): runs into one folder
-are serialised by its lock, an incompatible one is refused, and pool workers die with
-their parent."""
+are serialised by its lock, an incompatible one is refused, and pool workers (generate's
+and the Grain loader's) die with their parent."""
 
 from __future__ import annotations
 
@@ -138,6 +138,48 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
     assert not [w for w in workers if _alive(w)]
     time.sleep(1)
     assert len(list(shard_dir.glob("shard-*.npz"))) <= before + 1  # at most a rename in flight
+
+
+_LOADER_CHILD = """
+import sys, time
+from physim import dataset, loader
+
+if __name__ == "__main__":  # Grain spawns its workers: they re-import this file
+    it = iter(loader.make_loader(dataset.open(sys.argv[1]), batch_size=4, resolution=16,
+                                 n_frames=6, shard_index=0, shard_count=1, workers=2))
+    next(it)
+    print("READY", flush=True)
+    while True:
+        next(it)
+        time.sleep(0.05)
+"""
+
+
+def test_grain_loader_workers_die_with_a_killed_trainer(tmp_path):
+    physim.dataset.generate("collision", split="train", n=24, seed=5, out=tmp_path / "d",
+                            shard_size=10, progress=False)
+    script = tmp_path / "child.py"
+    script.write_text(_LOADER_CHILD)
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path / "d")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    workers = []
+    try:
+        assert p.stdout.readline().strip() == "READY"  # batches came from the workers
+        workers = _workers(p.pid)
+        assert len(workers) == 2 and all(_alive(w) for w in workers)
+        time.sleep(1)
+        assert all(_alive(w) for w in workers)  # they live as long as their parent
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        deadline = time.time() + 60
+        while time.time() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        assert not [w for w in workers if _alive(w)]
+    finally:  # a failed run leaves nothing behind either
+        p.kill()
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
 
 
 def test_a_huge_n_and_an_impossible_grid_are_refused_before_writing(tmp_path):
