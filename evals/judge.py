@@ -158,6 +158,10 @@ class JudgeConfig:
         unless another body moving at ``push`` times its new speed touched it just before
         (``push`` also excuses launches).
       link_area: blobs of consecutive frames are one body when log areas differ by less.
+      com_rise: a rigid scene released from rest whose dynamic pixels' centre of mass
+        rises more than this above where it started (units) gained energy; frames whose
+        dynamic area differs from the first frame's by more than ``com_area`` (fraction)
+        are not read (a vanished or appeared body is the vanish and appear checks').
     """
 
     parse: str = "exact"
@@ -200,6 +204,8 @@ class JudgeConfig:
     rise_tol: float = 0.08
     push: float = 0.3
     link_area: float = 0.25
+    com_rise: float = 0.25
+    com_area: float = 0.2
 
 
 JUDGE_PRESETS: dict[str, JudgeConfig] = {
@@ -839,10 +845,35 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
             excess = s_[k] - cfg.jump_neighbour * max(near)
             jump_max = max(jump_max, excess)
             ck["teleport"] = ck["teleport"] or bool(excess > cfg.scene_jump)
+    # Released from rest, the scene's energy is the potential energy of its first frame:
+    # contacts only lose energy and kinetic energy is never negative, so the centre of mass
+    # of its dynamic bodies (one density: of their pixels) never rises above its start.
+    com_rise = _com_rise(parsed, ref, g, cfg.com_area) if laws.from_rest and g_abs > 0 else 0.0
+    energy |= com_rise > cfg.com_rise
     ck.update(unsupported=unsupported, acceleration=accel, spontaneous=spont, energy=energy)
     st.update(accel_dev_max=acc_dev, rebound_max=rebound, launch_max=launch, n_chains=n_c,
-              jump_excess_max=jump_max)
+              jump_excess_max=jump_max, com_rise_max=com_rise)
     return _verdict(ck, SCENE_CHECKS, st)
+
+
+def _com_rise(parsed, ref, g, area_tol: float = 0.2) -> float:
+    """Largest rise (world units, against ``g``) of the centre of the dynamic-colour pixels
+    of a parsed scene above its first frame's, over the frames whose dynamic area is within
+    ``area_tol`` of the first frame's (0 when none is)."""
+    w = parsed.memb[..., list(ref.dynamic_classes)].sum(axis=-1, dtype=np.float64)  # (T,R,R)
+    r = ref.resolution
+    mid = np.arange(r) + 0.5
+    xy = world.pixel_to_world(np.stack([mid, mid], -1), r)  # (R, 2): x per column, y per row
+    up = -np.asarray(g, np.float64) / np.linalg.norm(g)
+    area = w.sum(axis=(1, 2))
+    if area[0] <= 0:
+        return 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = (up[0] * (w.sum(axis=1) * xy[:, 0]).sum(1)
+             + up[1] * (w.sum(axis=2) * xy[:, 1]).sum(1)) / area  # (T,)
+    ok = np.abs(area / area[0] - 1.0) <= area_tol
+    ok[0] = False
+    return float(np.max(h[ok] - h[0])) if ok.any() else 0.0
 
 
 def _pushed(tracks: SceneTracks, m: int, k0: int, k1: int, v_need: float) -> bool:

@@ -6,6 +6,7 @@ names its cause and is unfaithful. Small sizes: 64 px (32 px for one disc case),
 videos.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -140,6 +141,24 @@ def test_scene_truth_is_plausible_and_faithful(scene):
     frozen = frames.copy()
     frozen[1:] = frames[0]
     assert not _judge(frozen, cond, spec)["plausibility"]["plausible"]
+
+
+def test_a_scene_from_rest_never_raises_its_centre_of_mass(scene):
+    """The energy bound of rigid scenes: the truth falls (its centre of mass only drops);
+    played backwards, it rises by the height the truth fell, which no world with our laws
+    allows; a scene whose laws do not start from rest is not held to it."""
+    spec, rec = scene
+    laws = judge.laws_for(spec)
+    truth, _ = controls.scene_control("truth", rec, spec, RES)
+    back, cond = controls.scene_control("reversed", rec, spec, RES)
+    st_t = _judge(truth, rec, spec, truth=rec)["plausibility"]["stats"]
+    v_b = judge.judge_video(back, cond, laws, config="exact", truth=rec)["plausibility"]
+    assert st_t["com_rise_max"] < judge.JudgeConfig().com_rise  # it only falls
+    assert v_b["stats"]["com_rise_max"] > 2 * judge.JudgeConfig().com_rise
+    assert "energy" in v_b["causes"]
+    moving = dataclasses.replace(laws, from_rest=False)
+    v_m = judge.judge_video(back, cond, moving, config="exact", truth=rec)["plausibility"]
+    assert v_m["stats"]["com_rise_max"] == 0.0
 
 
 def test_fit_motion_recovers_a_parabola_and_laws_come_from_the_spec():
