@@ -149,6 +149,9 @@ class JudgeConfig:
       energy_tol: allowed vertical rebound ratio above ``e``; ``min_impact``: slower impacts
         (units/s) are not judged; a body leaving a contact upward at ``v_up > min_launch``
         needs ``v_up <= (e + energy_tol) v_in + launch_tol``, ``v_in`` its speed coming in.
+      merge_area: launches and rises from rest are not judged over a frame where the
+        body's blob changes area by more than this (log): two bodies of one colour merging
+        or parting move the blob's centroid without any body moving.
       from_rest_frames, from_rest_slack, from_rest_tol: the first frames from rest where a
         body's displacement may be at most ``(1 + slack) g t²/2 + tol``; a body touching
         nothing must have fallen ``g t²/2`` within ``free_fall_slack`` of it plus ``tol``.
@@ -195,6 +198,7 @@ class JudgeConfig:
     min_impact: float = 1.5
     min_launch: float = 1.0
     launch_tol: float = 0.5
+    merge_area: float = 0.08
     from_rest_frames: int = 3
     from_rest_slack: float = 0.5
     free_fall_slack: float = 0.3
@@ -791,6 +795,11 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
         for k in range(max(c + 1, 3), n_t - 1):
             if g_abs == 0 or not np.all(pres[k - 3 : k + 2, m]):
                 continue
+            # A rigid body keeps its area: a chain whose blob grows or shrinks here is two
+            # bodies of one colour merging or parting, and its centroid's jump is no motion
+            # (``merge_area``).
+            if abs(np.log(tracks.area[k + 1, m] / tracks.area[k, m])) > cfg.merge_area:
+                continue
             # Upward speed at the start of interval k -> k+1 (gravity slows it inside).
             v_up = float(-((cen[k + 1, m] - cen[k, m]) @ g) / g_abs) / laws.dt
             v_up += 0.5 * g_abs * laws.dt
@@ -818,6 +827,8 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
         for k in range(max(c, 2), n_t - 1):
             if not (rest[k - 2, m] and rest[k - 1, m] and both[k, m]):
                 continue
+            if abs(np.log(tracks.area[k + 1, m] / tracks.area[k, m])) > cfg.merge_area:
+                continue  # blobs merging or parting (see the launches above)
             rise = float(-((cen[k + 1, m] - cen[k, m]) @ g) / max(g_abs, 1e-12))
             if rise > cfg.rise_tol and not _pushed(tracks, m, k - 1, k + 1,
                                                    cfg.push * rise / laws.dt):
