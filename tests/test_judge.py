@@ -161,6 +161,21 @@ def test_a_scene_from_rest_never_raises_its_centre_of_mass(scene):
     assert v_m["stats"]["com_rise_max"] == 0.0
 
 
+def test_bodies_of_one_colour_merging_are_not_a_launch():
+    """Seed 1's first combinatorial truth: two grey bodies touch at frame 30 and their blob
+    grows by 19%, so its centroid jumps up. Without the area guard that read as a launch
+    out of a contact with no pusher (energy); with it the truth is plausible."""
+    spec = physim.scenario("combinatorial")
+    rec = controls.truth_records(spec, 1, "train", 1)[0]
+    frames, cond = controls.scene_control("truth", rec, spec, 128)
+    laws, cfg = judge.laws_for(spec), judge.JUDGE_PRESETS["exact"]
+    v = judge.judge_video(frames, cond, laws, config=cfg, fidelity=False)["plausibility"]
+    assert v["plausible"], v["causes"]
+    unguarded = dataclasses.replace(cfg, merge_area=np.inf)
+    v = judge.judge_video(frames, cond, laws, config=unguarded, fidelity=False)["plausibility"]
+    assert "energy" in v["causes"]
+
+
 def test_fit_motion_recovers_a_parabola_and_laws_come_from_the_spec():
     t = np.arange(8) * 0.1
     x = np.stack([1 + 2 * t, 9 - 0.5 * 2.5 * t**2], -1)
