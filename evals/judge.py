@@ -149,9 +149,9 @@ class JudgeConfig:
       energy_tol: allowed vertical rebound ratio above ``e``; ``min_impact``: slower impacts
         (units/s) are not judged; a body leaving a contact upward at ``v_up > min_launch``
         needs ``v_up <= (e + energy_tol) v_in + launch_tol``, ``v_in`` its speed coming in.
-      merge_area: launches and rises from rest are not judged over a frame where the
-        body's blob changes area by more than this (log): two bodies of one colour merging
-        or parting move the blob's centroid without any body moving.
+      merge_area: launches, rises from rest and the first falls from rest are not judged
+        over frames where the body's blob changes area by more than this (log): two bodies
+        of one colour merging or parting move the blob's centroid without any body moving.
       from_rest_frames, from_rest_slack, from_rest_tol: the first frames from rest where a
         body's displacement may be at most ``(1 + slack) g t²/2 + tol``; a body touching
         nothing must have fallen ``g t²/2`` within ``free_fall_slack`` of it plus ``tol``.
@@ -812,8 +812,9 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
         # body touching nothing falls at g.
         if laws.from_rest and pres[c, m]:
             for k in range(c + 1, min(n_t, c + 1 + cfg.from_rest_frames)):
-                if not np.all(pres[c : k + 1, m]):
-                    break
+                if not np.all(pres[c : k + 1, m]) or abs(
+                        np.log(tracks.area[k, m] / tracks.area[c, m])) > cfg.merge_area:
+                    break  # gone, or merged with / parted from a body of its colour
                 d = cen[k, m] - cen[c, m]
                 fall = 0.5 * g * (t[k] - t[c]) ** 2
                 f_abs = float(np.linalg.norm(fall))
