@@ -750,9 +750,12 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     cen, pres, clr = tracks.centroid, tracks.present, tracks.clearance
     step = np.linalg.norm(np.diff(cen, axis=0), axis=-1)  # (T-1, M) units
     both = pres[1:] & pres[:-1]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         free = both & (np.minimum(clr[1:], clr[:-1]) * px > cfg.free_reach * step + cfg.free_margin)
         rest = both & (step < cfg.rest_tol)
+        # A rigid body keeps its area: a blob that grows or shrinks over k -> k+1 is two
+        # bodies of one colour merging or parting, and its centroid's jump is no motion.
+        merged = np.abs(np.log(tracks.area[1:] / tracks.area[:-1])) > cfg.merge_area
     unsupported = accel = spont = energy = False
     acc_dev = launch = 0.0
     rebound = 0.0
@@ -795,10 +798,7 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
         for k in range(max(c + 1, 3), n_t - 1):
             if g_abs == 0 or not np.all(pres[k - 3 : k + 2, m]):
                 continue
-            # A rigid body keeps its area: a chain whose blob grows or shrinks here is two
-            # bodies of one colour merging or parting, and its centroid's jump is no motion
-            # (``merge_area``).
-            if abs(np.log(tracks.area[k + 1, m] / tracks.area[k, m])) > cfg.merge_area:
+            if merged[k, m]:
                 continue
             # Upward speed at the start of interval k -> k+1 (gravity slows it inside).
             v_up = float(-((cen[k + 1, m] - cen[k, m]) @ g) / g_abs) / laws.dt
@@ -828,8 +828,8 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
         for k in range(max(c, 2), n_t - 1):
             if not (rest[k - 2, m] and rest[k - 1, m] and both[k, m]):
                 continue
-            if abs(np.log(tracks.area[k + 1, m] / tracks.area[k, m])) > cfg.merge_area:
-                continue  # blobs merging or parting (see the launches above)
+            if merged[k, m]:
+                continue
             rise = float(-((cen[k + 1, m] - cen[k, m]) @ g) / max(g_abs, 1e-12))
             if rise > cfg.rise_tol and not _pushed(tracks, m, k - 1, k + 1,
                                                    cfg.push * rise / laws.dt):
@@ -868,7 +868,7 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     return _verdict(ck, SCENE_CHECKS, st)
 
 
-def _com_rise(parsed, ref, g, area_tol: float = 0.2) -> float:
+def _com_rise(parsed, ref, g, area_tol: float) -> float:
     """Largest rise (world units, against ``g``) of the centre of the dynamic-colour pixels
     of a parsed scene above its first frame's, over the frames whose dynamic area is within
     ``area_tol`` of the first frame's (0 when none is)."""

@@ -156,8 +156,9 @@ class Dataset:
         if not path.is_file():
             raise DatasetError(f"shard {path} is missing")
         # A plain name can still be a symbolic link out of the folder: read only what lies in it.
-        if not path.resolve().is_relative_to(self.path.resolve()):
-            raise DatasetError(f"shard {path} is a link to {path.resolve()}, outside the dataset "
+        real = path.resolve()
+        if not real.is_relative_to(self.path.resolve()):
+            raise DatasetError(f"shard {path} is a link to {real}, outside the dataset "
                                f"{self.path}: refusing to read it")
         if path.stat().st_size != entry["bytes"]:
             raise DatasetError(
