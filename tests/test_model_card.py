@@ -59,3 +59,36 @@ def test_a_cell_card_reads_every_eval_set_split_by_split(model_card, tmp_path):
     assert not model_card.INDEX.exists()
     with pytest.raises(SystemExit):
         model_card.main(argv[:-4] + ["--eval", str(run), "--cell", "c1"])
+
+
+def test_ship_cells_picks_finished_cells_their_command_and_minutes(tmp_path):
+    spec = importlib.util.spec_from_file_location("ship_cells", ROOT / "scripts" / "ship_cells.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    run = tmp_path / "run"
+    (run / "stages").mkdir(parents=True)
+    train = ["physim", "train", "--preset", "dit-tiny", "--data", f"{run}/data/t",
+             "--workdir", f"{run}/cells/a/model", "--no-progress", "--set", "train.steps=9"]
+    plan = {"experiment": "attributes", "scale": "cpu-mini", "run_dir": str(run),
+            "options": {"title": "T"},
+            "cells": [{"name": "a", "evals": [{"name": "pair"}]},
+                      {"name": "b", "evals": [{"name": "pair"}]}],
+            "stages": [{"name": "gen", "kind": "generate", "cell": "",
+                        "argv": ["physim", "generate", "x", "--out", f"{run}/data/pair"]},
+                       {"name": "train-a", "kind": "train", "cell": "a", "argv": train},
+                       {"name": "eval-a", "kind": "evaluate", "cell": "a", "argv": []},
+                       {"name": "train-b", "kind": "train", "cell": "b", "argv": train},
+                       {"name": "eval-b", "kind": "evaluate", "cell": "b", "argv": []}]}
+    for done in ("gen", "train-a", "eval-a", "train-b"):  # b has not been evaluated yet
+        (run / "stages" / f"{done}.done").write_text("")
+    ready, waiting = ship.finished_cells(plan, run)
+    assert [c["name"] for c in ready] == ["a"] and waiting == ["b"]
+    cmd, preset = ship.cell_command(plan, "a")
+    assert preset == "dit-tiny" and "--no-progress" not in cmd and str(run) not in cmd
+    assert "RUN/cells/a/model" in cmd and "train.steps=9" in cmd and "(cell a:" in cmd
+    assert ship.eval_sets(plan, plan["cells"][0]) == "T: physim generate x --out RUN/data/pair"
+    (run / "timings.jsonl").write_text(
+        json.dumps({"stage": "train-a", "seconds": 60.0}) + "\n"
+        + json.dumps({"stage": "train-a", "seconds": 90.0}) + "\n")  # rerun: the last counts
+    assert ship.train_minutes(run, "train-a") == 1.5
+    assert ship.train_minutes(run, "train-b") is None
