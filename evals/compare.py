@@ -514,6 +514,120 @@ def section_velocity(run, plan, title, note) -> str:
             + f"\n\nPaper: {note}\n")
 
 
+def _mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+    """(mean, 95% normal-approximation interval) of a sample; NaNs when empty."""
+    if not len(x):
+        return float("nan"), float("nan"), float("nan")
+    m = float(np.mean(x))
+    h = 1.96 * float(np.std(x, ddof=1)) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return m, m - h, m + h
+
+
+def interpolation_stats(eval_dir, bands=None, boxes=None) -> dict:
+    """Inside the held-out region against the trained one, from one evaluation folder's
+    per_video.csv. Uniform (``bands``: the training speed bands, sorted ``(lo, hi)``):
+    a video is in the gap when its ``v`` lies between the first band's low edge and the
+    last band's high edge but in no band; ``pull`` = how much nearer the trained speeds v̂
+    is than v (distance of v to the nearest band minus that of v̂; > 0: drawn towards the
+    training speeds, 0 for the truth). Collision (``boxes``: the
+    held-out ``((v1_lo, v1_hi), (v2_lo, v2_hi))`` squares): inside when (v1, v2) is in a
+    box; the error is the post-collision velocity error. Returns ``{"gap": {...},
+    "trained": {...}}`` with n, error and (uniform) mean v, mean v̂, shift (v̂ − v) and pull,
+    each as (mean, 95% lo, hi)."""
+    pv = _read_csv(Path(eval_dir) / "per_video.csv")
+
+    def col(key):
+        return np.array([np.nan if (x := _num(r.get(key))) is None else x for r in pv], float)
+    out = {}
+    if bands is not None:
+        v, vh, err = col("param_v"), col("vx_hat"), col("velocity_error")
+        lo, hi = np.array([b[0] for b in bands]), np.array([b[1] for b in bands])
+        in_band = ((v[:, None] >= lo) & (v[:, None] <= hi)).any(1)
+        gap = ~in_band & (v > lo.min()) & (v < hi.max())
+
+        def to_bands(x):  # distance of a speed to the nearest trained one (0 inside a band)
+            return np.maximum(np.maximum(lo - x[:, None], x[:, None] - hi), 0).min(1)
+        pull = to_bands(v) - to_bands(vh)
+        for name, m in (("gap", gap), ("trained", in_band)):
+            m = m & np.isfinite(vh) & np.isfinite(err)
+            out[name] = {"n": int(m.sum()), "error": _mean_ci(err[m]), "v": _mean_ci(v[m]),
+                         "v_hat": _mean_ci(vh[m]), "shift": _mean_ci(vh[m] - v[m]),
+                         "pull": _mean_ci(pull[m])}
+    else:
+        v1, v2, err = col("param_v1"), col("param_v2"), col("post_velocity_error")
+        inside = np.zeros(len(pv), bool)
+        for (a0, a1), (b0, b1) in boxes:
+            inside |= (v1 >= a0) & (v1 <= a1) & (v2 >= b0) & (v2 <= b1)
+        for name, m in (("gap", inside), ("trained", ~inside)):
+            m = m & np.isfinite(err)
+            out[name] = {"n": int(m.sum()), "error": _mean_ci(err[m])}
+    return out
+
+
+def _held_out(cell: dict):
+    """(bands, boxes) of an interpolation cell, from its scenario overrides."""
+    ov = {k: json.loads(v) for k, v in cell.get("overrides") or []}
+    bands = sorted(tuple(b) for b in ov["v_bands"]) if "v_bands" in ov else None
+    return bands, ov.get("holdout")
+
+
+def section_interpolation(run, plan) -> str:
+    """Per gap (uniform) or held-out square (collision): the error and the velocity drift
+    inside the held-out region against the trained one, each cell beside knn."""
+    def ci(t, d=3):
+        return "—" if not np.isfinite(t[0]) else f"{t[0]:+.{d}f} ({t[1]:+.{d}f}, {t[2]:+.{d}f})"
+
+    def err(t):
+        return "—" if not np.isfinite(t[0]) else f"{t[0]:.3f} ({t[1]:.3f}–{t[2]:.3f})"
+    knn = plan.get("options", {}).get("knn") or {}
+    uni, col = [], []
+    for c in plan["cells"]:
+        bands, boxes = _held_out(c)
+        if bands is None and boxes is None:
+            continue
+        e = c["evals"][0]["name"]  # the grid set, the one that crosses the held-out region
+        d = cell_eval_dir(run, c["name"], e)
+        if not (d / "per_video.csv").is_file():
+            continue
+        rows = [(c["name"], d)]
+        if knn.get(c["name"], {}).get(e):
+            rows.append(("**knn**", Path(knn[c["name"]][e])))
+        for who, path in rows:
+            s = interpolation_stats(path, bands, boxes)
+            g, t = s["gap"], s["trained"]
+            if bands is not None:
+                widths = ", ".join(f"{b[0]:g}–{a[1]:g}" for a, b in zip(bands, bands[1:],
+                                                                       strict=False))
+                uni.append([who, widths, g["n"], f"{g['v'][0]:.2f}", err(g["v_hat"]),
+                            err(g["error"]), ci(g["pull"]), t["n"], f"{t['v'][0]:.2f}",
+                            err(t["v_hat"]), err(t["error"])])
+            else:
+                (a0, a1), _ = boxes[0]
+                col.append([who, f"[{a0:g}, {a1:g}]²", g["n"], err(g["error"]), t["n"],
+                            err(t["error"]),
+                            f"{g['error'][0] / t['error'][0]:.2f}" if g["n"] and t["n"] else "—"])
+    md = []
+    if uni:
+        md.append("### Interpolation: generated speed inside the velocity gaps\n\nOn the "
+                  "velocity grid (`uniform-vgrid`): videos whose speed lies in a gap between "
+                  "the training bands against those inside a band: mean true speed v, mean "
+                  "generated speed v̂, velocity error, and *pull* = how much nearer the training "
+                  "speeds v̂ is than v (distance of v to the nearest band minus that of v̂; "
+                  "> 0: drawn to the training speeds, 0: the truth); 95% intervals.\n\n"
+                  + _table(["cell / reference", "gaps", "n in gaps", "v (gaps)", "v̂ (gaps)",
+                            "error (gaps)", "pull (gaps)", "n in bands", "v (bands)",
+                            "v̂ (bands)", "error (bands)"], uni))
+    if col:
+        md.append("### Interpolation: held-out (v1, v2) squares of collisions\n\nOn the "
+                  "collision grid (`collision-vgrid`): post-collision velocity error of "
+                  "videos whose (v1, v2) lies in the held-out square against the others "
+                  "(95% intervals).\n\n"
+                  + _table(["cell / reference", "held-out square", "n inside",
+                            "error inside", "n outside", "error outside",
+                            "inside / outside"], col))
+    return "\n\n".join(md) + (f"\n\nPaper: {paper.INTERPOLATION}\n" if md else "")
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -556,7 +670,7 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
         else:
             md.append(section_errors(rows, run, "Velocity error"))
         if p["experiment"] == "interpolation":
-            md.append(section_velocity(run, p, "Velocity inside the gaps", paper.INTERPOLATION))
+            md.append(section_interpolation(run, p))
         if p["experiment"] == "quickstart":
             md.append(section_laws(rows, run))
         if p["experiment"] in ("memorization", "quickstart"):

@@ -274,3 +274,44 @@ def test_attribute_section_reads_the_pair_and_the_ring(pair, counts, kept, agree
     cols = [c.strip() for c in line.strip("|").split("|")]
     assert cols[6] == kept and cols[8] == agrees, cols
     assert cols[3].endswith(str(counts["color>shape"]))  # a = colour, b = shape (not "ring")
+
+
+def _per_video(d, rows):
+    d.mkdir(parents=True)
+    keys = list(rows[0])
+    (d / "per_video.csv").write_text(
+        ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in rows))
+
+
+def test_interpolation_inside_the_gap_against_the_bands(tmp_path):
+    """Truth: no pull. A model that snaps a gap speed to the nearest trained band edge is
+    pulled by exactly the distance to that edge; one that drifts to the gap's middle is
+    pushed away (negative pull). Collision squares split the error inside / outside."""
+    bands = [(1.0, 2.0), (3.0, 4.0)]
+    v = np.round(np.linspace(1.0, 4.0, 31), 3)
+    edges = np.array([1.0, 2.0, 3.0, 4.0])
+    gap = (v > 2.0) & (v < 3.0)
+    snap = np.where(gap, edges[np.argmin(np.abs(v[:, None] - edges), 1)], v)
+    middle = np.where(gap, 2.5, v)
+    for name, vh in (("truth", v), ("snap", snap), ("middle", middle)):
+        _per_video(tmp_path / name, [{"param_v": a, "vx_hat": b, "velocity_error": abs(b - a)}
+                                     for a, b in zip(v, vh, strict=True)])
+    s = {n: compare.interpolation_stats(tmp_path / n, bands=bands)
+         for n in ("truth", "snap", "middle")}
+    assert s["truth"]["gap"]["n"] == int(gap.sum()) == 9  # 2.1 .. 2.9
+    assert s["truth"]["trained"]["n"] == 22
+    assert s["truth"]["gap"]["pull"][0] == pytest.approx(0.0, abs=1e-12)
+    dist = np.abs(v[gap] - snap[gap])
+    assert s["snap"]["gap"]["pull"][0] == pytest.approx(dist.mean())
+    assert s["snap"]["gap"]["error"][0] == pytest.approx(dist.mean())
+    assert s["snap"]["trained"]["error"][0] == pytest.approx(0.0)
+    assert s["middle"]["gap"]["pull"][0] < 0
+    assert s["middle"]["gap"]["v_hat"][0] == pytest.approx(2.5)
+    # collision: the error inside the held-out square only
+    rows = [{"param_v1": a, "param_v2": b,
+             "post_velocity_error": 1.0 if 2 <= a <= 3 and 2 <= b <= 3 else 0.1}
+            for a in (1.0, 2.5, 4.0) for b in (1.0, 2.5, 4.0)]
+    _per_video(tmp_path / "col", rows)
+    c = compare.interpolation_stats(tmp_path / "col", boxes=[((2.0, 3.0), (2.0, 3.0))])
+    assert c["gap"]["n"] == 1 and c["gap"]["error"][0] == 1.0
+    assert c["trained"]["n"] == 8 and c["trained"]["error"][0] == pytest.approx(0.1)
