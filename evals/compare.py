@@ -170,6 +170,25 @@ def _lost(per_video: list[dict]) -> dict:
     return {g: float(np.mean(v)) for g, v in by.items()}
 
 
+# A learned cell is measurable where it keeps its objects: each parsed in >= 90% of the
+# generated frames (``found_all`` of evals.laws, per video) in >= 90% of its videos.
+KEPT_BAR = 0.9
+
+
+def _kept(rows, run, who, evalset, group) -> float | None:
+    """Fraction of videos of one cell / reference, eval set and group whose objects are all
+    kept (``found_all``); None when not scored."""
+    got = _get(rows, run=run, model_or_ref=who, eval=evalset, group=group)
+    return got[0].get("found_all") if got else None
+
+
+def _not_measurable(kept: float | None) -> str:
+    """'' when ``kept`` meets :data:`KEPT_BAR`, else the report's 'not measurable' note."""
+    if kept is None or kept >= KEPT_BAR:
+        return ""
+    return f"not measurable: objects kept in {kept:.0%} of videos (< {KEPT_BAR:.0%})"
+
+
 def _get(rows, **kw):
     return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
 
@@ -411,6 +430,14 @@ def section_levels(rows, run) -> str:
                                          "velocity error"], body) + "\n"
 
 
+def _count_ci(k: int, n: int) -> str:
+    """``k`` of ``n`` with its 95% Wilson interval, e.g. ``49 (44–63%)``."""
+    if not n:
+        return str(k)
+    lo, hi = wilson(k, n)
+    return f"{k} ({lo:.0%}–{hi:.0%})"
+
+
 def section_attributes(rows, run) -> str:
     body = []
     refs = [dict(r, scenario=r["eval"].removesuffix("-eval"))
@@ -429,20 +456,20 @@ def section_attributes(rows, run) -> str:
         if want == "mixed" and sum(ours) and min(ours) >= paper.MIXED_SHARE * sum(ours):
             kept = "mixed"
         who = r["cell"] if r["kind"] == "model" else f"**{r['model_or_ref']}** (reference)"
-        body.append([who, pair, n, f"{a} kept, {b} changed: {ours[0]}",
-                     f"{b} kept, {a} changed: {ours[1]}",
+        body.append([who, pair, n, f"{a} kept, {b} changed: {_count_ci(ours[0], n)}",
+                     f"{b} kept, {a} changed: {_count_ci(ours[1], n)}",
                      ", ".join(f"{k}: {v}" for k, v in counts.items() if ">" not in k) or "—",
                      kept if n else "not measurable", want,
                      ("yes" if kept == want else "no") if r["kind"] != "reference" and n
                      else "—",
                      evidence])
-        got = _get(rows, run=run, model_or_ref=r["model_or_ref"], eval=r["eval"], group="ood")
-        lost = got[0].get("lost") if got else None
-        if lost is not None and lost > 0.5 and n:  # attributes of a missing object
-            body[-1][6] = f"unreliable: object lost in {lost:.0%} of videos"
-            body[-1][8] = "—"
+        kept_ood = _kept(rows, run, r["model_or_ref"], r["eval"], "ood")
+        body[-1].insert(3, _f(kept_ood, 2))
+        if r["kind"] == "model" and n and _not_measurable(kept_ood):
+            body[-1][7] = _not_measurable(kept_ood)  # attributes of objects it lost
+            body[-1][9] = "—"
     return ("### Attribute priority on swapped combinations (OOD split)\n\n"
-            + _table(["model / reference", "pair", "n", "A>B", "B>A",
+            + _table(["model / reference", "pair", "n", "objects kept", "A>B", "B>A",
                       "both kept / both changed", "kept (ours)", "kept (paper)", "agrees",
                       "paper's evidence"], body)
             + f"\n\nPaper's overall order: {' > '.join(paper.ATTRIBUTE_ORDER)}. Read the "
@@ -492,25 +519,30 @@ def velocity_stats(eval_dir) -> dict:
             "mean_shift": float(np.mean(vh[ok] - v[ok]))}
 
 
-def section_velocity(run, plan, title, note) -> str:
+def section_velocity(rows, run, plan, title, note) -> str:
     body, knn = [], plan.get("options", {}).get("knn") or {}
     for c in plan["cells"]:
         for e in c["evals"]:
-            rows = [(c["name"], velocity_stats(cell_eval_dir(run, c["name"], e["name"])))]
+            kept = _kept(rows, run, c["name"], e["name"], "all")
+            got = [(c["name"], velocity_stats(cell_eval_dir(run, c["name"], e["name"])),
+                    kept)]
             kd = knn.get(c["name"], {}).get(e["name"])
             if kd:  # case retrieval on this cell's training set (with its flip)
-                rows.append((f"**knn/{Path(kd).parent.parent.name}**",
-                             velocity_stats(kd)))
-            for who, s in rows:
+                got.append((f"**knn/{Path(kd).parent.parent.name}**", velocity_stats(kd),
+                            None))
+            for who, s, k in got:
                 if s["n"]:
                     lo, hi = s["reversed_ci"]
-                    body.append([who, e["name"], s["n"], s["mean_shift"],
+                    body.append([who, e["name"], s["n"], _f(k, 2), s["mean_shift"],
                                  f"{s['reversed_k']}/{s['n']} = {s['reversed']:.1%} "
-                                 f"({lo:.1%}–{hi:.1%})"])
+                                 f"({lo:.1%}–{hi:.1%})", _not_measurable(k) or "—"])
     return (f"### {title}\n\nMean (generated − conditioned) velocity and rollouts "
             f"moving the wrong way (v̂ < 0: count, fraction, 95% Wilson interval), each "
-            f"learned cell beside case retrieval on its own training set.\n\n"
-            + _table(["cell / reference", "eval set", "n", "mean v̂ − v", "reversed"], body)
+            f"learned cell beside case retrieval on its own training set. *objects kept*: "
+            f"fraction of videos whose objects are parsed in >= 90% of the generated frames "
+            f"where the true ones are in view.\n\n"
+            + _table(["cell / reference", "eval set", "n", "objects kept", "mean v̂ − v",
+                      "reversed", "measurable"], body)
             + f"\n\nPaper: {note}\n")
 
 
@@ -571,7 +603,7 @@ def _held_out(cell: dict):
     return bands, ov.get("holdout")
 
 
-def section_interpolation(run, plan) -> str:
+def section_interpolation(rows, run, plan) -> str:
     """Per gap (uniform) or held-out square (collision): the error and the velocity drift
     inside the held-out region against the trained one, each cell beside knn."""
     def ci(t, d=3):
@@ -589,21 +621,23 @@ def section_interpolation(run, plan) -> str:
         d = cell_eval_dir(run, c["name"], e)
         if not (d / "per_video.csv").is_file():
             continue
-        rows = [(c["name"], d)]
+        kept = _kept(rows, run, c["name"], e, "all")
+        got = [(c["name"], d, kept)]
         if knn.get(c["name"], {}).get(e):
-            rows.append(("**knn**", Path(knn[c["name"]][e])))
-        for who, path in rows:
+            got.append(("**knn**", Path(knn[c["name"]][e]), None))
+        for who, path, k in got:
             s = interpolation_stats(path, bands, boxes)
             g, t = s["gap"], s["trained"]
+            who = f"{who} ({_not_measurable(k)})" if _not_measurable(k) else who
             if bands is not None:
                 widths = ", ".join(f"{b[0]:g}–{a[1]:g}" for a, b in zip(bands, bands[1:],
                                                                        strict=False))
-                uni.append([who, widths, g["n"], f"{g['v'][0]:.2f}", err(g["v_hat"]),
+                uni.append([who, _f(k, 2), widths, g["n"], f"{g['v'][0]:.2f}", err(g["v_hat"]),
                             err(g["error"]), ci(g["pull"]), t["n"], f"{t['v'][0]:.2f}",
                             err(t["v_hat"]), err(t["error"])])
             else:
                 (a0, a1), _ = boxes[0]
-                col.append([who, f"[{a0:g}, {a1:g}]²", g["n"], err(g["error"]), t["n"],
+                col.append([who, _f(k, 2), f"[{a0:g}, {a1:g}]²", g["n"], err(g["error"]), t["n"],
                             err(t["error"]),
                             f"{g['error'][0] / t['error'][0]:.2f}" if g["n"] and t["n"] else "—"])
     md = []
@@ -614,15 +648,15 @@ def section_interpolation(run, plan) -> str:
                   "generated speed v̂, velocity error, and *pull* = how much nearer the training "
                   "speeds v̂ is than v (distance of v to the nearest band minus that of v̂; "
                   "> 0: drawn to the training speeds, 0: the truth); 95% intervals.\n\n"
-                  + _table(["cell / reference", "gaps", "n in gaps", "v (gaps)", "v̂ (gaps)",
-                            "error (gaps)", "pull (gaps)", "n in bands", "v (bands)",
-                            "v̂ (bands)", "error (bands)"], uni))
+                  + _table(["cell / reference", "objects kept", "gaps", "n in gaps",
+                            "v (gaps)", "v̂ (gaps)", "error (gaps)", "pull (gaps)",
+                            "n in bands", "v (bands)", "v̂ (bands)", "error (bands)"], uni))
     if col:
         md.append("### Interpolation: held-out (v1, v2) squares of collisions\n\nOn the "
                   "collision grid (`collision-vgrid`): post-collision velocity error of "
                   "videos whose (v1, v2) lies in the held-out square against the others "
                   "(95% intervals).\n\n"
-                  + _table(["cell / reference", "held-out square", "n inside",
+                  + _table(["cell / reference", "objects kept", "held-out square", "n inside",
                             "error inside", "n outside", "error outside",
                             "inside / outside"], col))
     return "\n\n".join(md) + (f"\n\nPaper: {paper.INTERPOLATION}\n" if md else "")
@@ -670,11 +704,11 @@ def build_report(run_dirs, out, gifs: bool = True) -> Path:
         else:
             md.append(section_errors(rows, run, "Velocity error"))
         if p["experiment"] == "interpolation":
-            md.append(section_interpolation(run, p))
+            md.append(section_interpolation(rows, run, p))
         if p["experiment"] == "quickstart":
             md.append(section_laws(rows, run))
         if p["experiment"] in ("memorization", "quickstart"):
-            md.append(section_velocity(run, p, "Generated velocity", paper.MEMORIZATION
+            md.append(section_velocity(rows, run, p, "Generated velocity", paper.MEMORIZATION
                                        if p["experiment"] == "memorization" else "—"))
         if p["experiment"] == "composition":
             md.append(section_composition(rows, run))

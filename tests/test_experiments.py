@@ -272,8 +272,26 @@ def test_attribute_section_reads_the_pair_and_the_ring(pair, counts, kept, agree
     line = next(x for x in compare.section_attributes(rows, "r").splitlines()
                 if x.startswith(f"| {pair} |"))
     cols = [c.strip() for c in line.strip("|").split("|")]
-    assert cols[6] == kept and cols[8] == agrees, cols
-    assert cols[3].endswith(str(counts["color>shape"]))  # a = colour, b = shape (not "ring")
+    assert cols[7] == kept and cols[9] == agrees, cols
+    n = sum(counts.values())
+    lo, hi = compare.wilson(counts["color>shape"], n)  # a = colour, b = shape (not "ring")
+    assert cols[4].endswith(f": {counts['color>shape']} ({lo:.0%}–{hi:.0%})"), cols
+
+
+@pytest.mark.parametrize("found,readable", [(0.95, True), (0.9, True), (0.85, False)])
+def test_attribute_cell_that_loses_its_objects_is_not_measurable(found, readable):
+    """The issue's rule: objects kept (parsed in >= 90% of generated frames) in >= 90% of
+    the swapped (OOD) videos, else the cell reads "not measurable" instead of a winner."""
+    base = {"run": "r", "kind": "model", "scenario": "color_shape", "cell": "c",
+            "eval": "color_shape-eval", "model_or_ref": "c"}
+    rows = [dict(base, group="all", attr_counts=json.dumps({"color>shape": 40})),
+            dict(base, group="ood", found_all=found)]
+    line = next(x for x in compare.section_attributes(rows, "r").splitlines()
+                if x.startswith("| c |"))
+    cols = [c.strip() for c in line.strip("|").split("|")]
+    assert cols[3] == f"{found:.2f}"
+    assert (cols[7] == "color") == readable and ("not measurable" in cols[7]) != readable
+    assert cols[9] == ("yes" if readable else "—")
 
 
 def _per_video(d, rows):
