@@ -69,11 +69,12 @@ def cell_command(plan: dict, cell: str) -> tuple[str, str]:
 def eval_sets(plan: dict, cell: dict) -> str:
     """How the cell's evaluation sets were made: their generate commands, run-relative."""
     gens = [s for s in plan["stages"] if s["kind"] == "generate"]
+    dirs = plan["options"].get("eval_dirs", {})
     cmds = []
     for e in cell["evals"]:
         for g in gens:
             out = g["argv"][g["argv"].index("--out") + 1] if "--out" in g["argv"] else ""
-            if Path(out).name == e["name"]:
+            if out and (out == dirs.get(e["name"]) or Path(out).name == e["name"]):
                 cmds.append(shlex.join(a.replace(plan["run_dir"].rstrip("/"), "RUN")
                                        for a in g["argv"] if a != "--no-progress"))
     return f"{plan['options']['title']}: " + "; ".join(cmds)
