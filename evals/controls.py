@@ -54,7 +54,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "gravity_x2": ("acceleration",),
     "restitution_0": ("energy",),
     "restitution_1": ("energy",),
-    "friction_0": ("friction",),  # no friction check yet: reported, never hit
+    "friction_0": ("friction",),
     "masses_swapped": ("momentum",),
 }
 MP4_QUALITY = {"mp4_default": 5, "mp4_ours": 10}

@@ -38,6 +38,9 @@ frames (:mod:`evals.scene_parse`), to the pixel checks of :mod:`evals.scene_chec
   frames, or rises from rest later with nothing moving next to it.
 - ``energy``: a body bounces back up faster than restitution allows (vertical rebound
   ratio above ``e + energy_tol``) or leaves a contact faster than it came.
+- ``friction`` (worlds with friction): a body that cannot roll (an elongated blob matching
+  one non-round body of its colour) glides along a support, in contact, level, without
+  turning and at constant speed, where Coulomb friction would stop it at ``mu g``.
 
 All scoring functions are pure (arrays in, dicts out); :func:`judge_video` parses and
 scores one video; the CLI (``python -m evals.judge score|calibrate``) reads and writes
@@ -57,7 +60,7 @@ from physim import world
 DISC_CHECKS = ("vanish", "appear", "color", "shape", "size", "interpenetration", "inertia",
                "acceleration", "teleport", "momentum", "energy")  # fmt: skip
 SCENE_CHECKS = ("vanish", "appear", "color", "shape", "static", "pass_through", "teleport",
-                "unsupported", "acceleration", "spontaneous", "energy")  # fmt: skip
+                "unsupported", "acceleration", "spontaneous", "energy", "friction")  # fmt: skip
 CHECKS = tuple(dict.fromkeys(DISC_CHECKS + SCENE_CHECKS))
 FIDELITY_CAUSES = ("position", "velocity", "missing", "extra")
 _SCENE_NAMES = {"penetration": "pass_through", "jump": "teleport"}  # scene_checks -> ours
@@ -165,6 +168,15 @@ class JudgeConfig:
         rises more than this above where it started (units) gained energy; frames whose
         dynamic area differs from the first frame's by more than ``com_area`` (fraction)
         are not read (a vanished or appeared body is the vanish and appear checks').
+      glide_frames, glide_windows: a glide is ``glide_windows`` consecutive windows of
+        ``glide_frames`` intervals each, over which a chain is present, touches something
+        (clearance <= ``support_px``), keeps its area (``merge_area``), its elongation
+        (ratio <= ``glide_shape``) and its axis (turns <= ``glide_turn`` rad), moves level
+        (rises or falls at most ``glide_rise`` times its horizontal travel) at
+        ``glide_speed`` units/s or faster with a fitted horizontal acceleration below
+        ``glide_accel`` units/s² (friction decelerates a slide at ``mu g``: 6.4 in the
+        PHYRE-like scenes); only chains whose area matches (log, ``glide_area``) bodies of
+        their colour that are all at least ``glide_elong`` elongated (balls roll freely).
     """
 
     parse: str = "exact"
@@ -210,6 +222,15 @@ class JudgeConfig:
     link_area: float = 0.25
     com_rise: float = 0.25
     com_area: float = 0.2
+    glide_frames: int = 4
+    glide_windows: int = 2
+    glide_speed: float = 0.5
+    glide_accel: float = 0.5
+    glide_rise: float = 0.1
+    glide_turn: float = 0.06
+    glide_shape: float = 1.1
+    glide_area: float = 0.15
+    glide_elong: float = 1.3
 
 
 JUDGE_PRESETS: dict[str, JudgeConfig] = {
@@ -635,6 +656,10 @@ class SceneTracks:
       area: (T, M) px².
       clearance: (T, M) px from the blob to anything else (other blobs, static pixels, the
         frame border), NaN where absent.
+      elongation: (T, M) major over minor RMS extent of the blob (1 for a disc), NaN where
+        absent.
+      angle: (T, M) its major axis direction, radians (``scene_parse.Blobs.angle``).
+      color: (M,) colour class of each chain (index into the reference's colours).
       present: (T, M) bool.
       resolution: pixels per side.
     """
@@ -642,6 +667,9 @@ class SceneTracks:
     centroid: np.ndarray
     area: np.ndarray
     clearance: np.ndarray
+    elongation: np.ndarray
+    angle: np.ndarray
+    color: np.ndarray
     present: np.ndarray
     resolution: int
 
@@ -665,7 +693,7 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
     rows, cols = np.mgrid[0:res, 0:res]
     border = np.minimum(np.minimum(rows + 0.5, res - rows - 0.5),
                         np.minimum(cols + 0.5, res - cols - 0.5))  # fmt: skip
-    frames: list[list[tuple[int, np.ndarray, float, float]]] = []  # (class, centroid, area, clr)
+    frames: list[list[tuple]] = []  # (class, centroid, area, clearance, elongation)
     for k in range(n_t):
         material = total[k] > 0.1
         items = []
@@ -680,7 +708,9 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
                 others = material & ~mine
                 d = sp.distance_to(others)[mine]
                 clr = float(min(d.min(initial=np.inf), border[mine].min(initial=np.inf)) - 0.5)
-                items.append((cls, b.centroid[j], float(b.area[j]), clr))
+                ext = b.extents[j]
+                items.append((cls, b.centroid[j], float(b.area[j]), clr,
+                              float(ext[0] / max(ext[1], 0.5)), float(b.angle[j])))
         frames.append(items)
     chains: list[list[tuple[int, int]]] = []  # (frame, item)
     tail: dict[int, int] = {}  # item index in the previous frame -> chain
@@ -689,9 +719,9 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
         prev = frames[k - 1] if k else []
         cur = frames[k]
         links = {}
-        for a, (ca, pa, aa, _) in enumerate(prev):
+        for a, (ca, pa, aa, *_) in enumerate(prev):
             best = None
-            for b_, (cb, pb, ab, _) in enumerate(cur):
+            for b_, (cb, pb, ab, *_) in enumerate(cur):
                 d = float(np.hypot(*(pb - pa)))
                 if cb == ca and d <= ref.jump_px and abs(np.log(ab / aa)) < cfg.link_area:
                     best = (d, b_) if best is None or d < best[0] else best
@@ -711,13 +741,17 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
     cen = np.full((n_t, m, 2), np.nan)
     area = np.full((n_t, m), np.nan)
     clr = np.full((n_t, m), np.nan)
+    elong = np.full((n_t, m), np.nan)
+    angle = np.full((n_t, m), np.nan)
+    color = np.array([frames[items[0][0]][items[0][1]][0] for items in chains], np.int64)
     for ch, items in enumerate(chains):
         for k, b_ in items:
-            _, p, a, c_ = frames[k][b_]
+            _, p, a, c_, e_, an = frames[k][b_]
             cen[k, ch] = world.pixel_to_world(p, res)
-            area[k, ch], clr[k, ch] = a, c_
-    return SceneTracks(centroid=cen, area=area, clearance=clr, present=np.isfinite(area),
-                       resolution=int(res))  # fmt: skip
+            area[k, ch], clr[k, ch], elong[k, ch], angle[k, ch] = a, c_, e_, an
+    return SceneTracks(centroid=cen, area=area, clearance=clr, elongation=elong, angle=angle,
+                       color=color,
+                       present=np.isfinite(area), resolution=int(res))  # fmt: skip
 
 
 def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
@@ -862,10 +896,56 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     # of its dynamic bodies (one density: of their pixels) never rises above its start.
     com_rise = _com_rise(parsed, ref, g, cfg.com_area) if laws.from_rest and g_abs > 0 else 0.0
     energy |= com_rise > cfg.com_rise
-    ck.update(unsupported=unsupported, acceleration=accel, spontaneous=spont, energy=energy)
+    glide = _glide(tracks, ref, laws, cfg, c) if laws.friction > 0 and g_abs > 0 else 0.0
+    ck.update(unsupported=unsupported, acceleration=accel, spontaneous=spont, energy=energy,
+              friction=glide > 0)
     st.update(accel_dev_max=acc_dev, rebound_max=rebound, launch_max=launch, n_chains=n_c,
-              jump_excess_max=jump_max, com_rise_max=com_rise)
+              jump_excess_max=jump_max, com_rise_max=com_rise, glide_speed_max=glide)
     return _verdict(ck, SCENE_CHECKS, st)
+
+
+def _glide(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int) -> float:
+    """Fastest frictionless glide (units/s) of a body that cannot roll, in the generated
+    frames after frame ``c``; 0 when there is none (see :class:`JudgeConfig` ``glide_*``)."""
+    n_t, n_c = tracks.present.shape
+    w = cfg.glide_frames
+    t = np.arange(w + 1) * laws.dt
+    elong = ref.extents[:, 0] / np.maximum(ref.extents[:, 1], 0.5)  # (N,) of each body
+    best = 0.0
+    for m in range(n_c):
+        mine = (ref.body_class == tracks.color[m]) & ~ref.static
+        run = 0
+        for k in range(max(c, 1), n_t - w):
+            v = _glide_speed(tracks, m, np.arange(k, k + w + 1), t, ref.area[mine],
+                             elong[mine], cfg)
+            run = run + 1 if v > 0 else 0
+            if run >= cfg.glide_windows:
+                best = max(best, v)
+    return best
+
+
+def _glide_speed(tracks: SceneTracks, m: int, fr, t, areas, elong, cfg: JudgeConfig) -> float:
+    """Horizontal speed (units/s) of chain ``m`` if it glides without friction over the
+    frames ``fr`` (times ``t`` from the first), else 0. ``areas``, ``elong``: px² and
+    elongation of the dynamic bodies of its colour."""
+    if not tracks.present[fr, m].all() or np.max(tracks.clearance[fr, m]) > cfg.support_px:
+        return 0.0
+    a = tracks.area[fr, m]
+    if np.abs(np.log(a / a[0])).max() > cfg.merge_area:
+        return 0.0  # merging with or parting from a body of its colour
+    one = np.abs(np.log(np.median(a) / areas)) < cfg.glide_area
+    if not one.any() or elong[one].min() < cfg.glide_elong:
+        return 0.0  # not one body that cannot roll
+    e = tracks.elongation[fr, m]
+    turn = np.abs(np.angle(np.exp(2j * (tracks.angle[fr, m] - tracks.angle[fr[0], m])))) / 2
+    if e.max() / e.min() > cfg.glide_shape or turn.max() > cfg.glide_turn:
+        return 0.0  # tumbling or turning about a contact
+    x, y = tracks.centroid[fr, m, 0], tracks.centroid[fr, m, 1]
+    acc, vx, _ = np.polyfit(t, x, 2)
+    vx = vx + acc * t[-1]  # mean velocity over the window (the fit is about its start)
+    if abs(vx) < cfg.glide_speed or abs(y[-1] - y[0]) > cfg.glide_rise * abs(x[-1] - x[0]):
+        return 0.0
+    return float(abs(vx)) if abs(2 * acc) < cfg.glide_accel else 0.0
 
 
 def _com_rise(parsed, ref, g, area_tol: float) -> float:

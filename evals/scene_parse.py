@@ -257,6 +257,8 @@ class Blobs:
         its coverage to the blend, so these bound the area lost at contacts.
       border: (M,) pixels of the blob on the frame's outermost rows and columns (where
         part of it may lie outside the frame).
+      angle: (M,) direction of the major axis, radians in (-pi/2, pi/2] from the +col axis
+        towards +row (meaningless for a round blob: see ``extents``).
     """
 
     labels: np.ndarray
@@ -265,6 +267,7 @@ class Blobs:
     extents: np.ndarray
     mixed: np.ndarray
     border: np.ndarray
+    angle: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -314,7 +317,9 @@ def blobs(weight: np.ndarray, support: float = 0.1, min_area: float = 0.0, other
     ring = (rows == 0) | (rows == h - 1) | (cols == 0) | (cols == wd - 1)
     border = s(1.0, ring.astype(np.float64))
     centroid = np.stack([cx, cy], -1)
-    return Blobs(labels, area[keep], centroid[keep], ext[keep], mixed[keep], border[keep])
+    angle = 0.5 * np.arctan2(2 * cxy, cxx - cyy)
+    return Blobs(labels, area[keep], centroid[keep], ext[keep], mixed[keep], border[keep],
+                 angle[keep])
 
 
 @numba.njit(cache=True)

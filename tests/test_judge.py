@@ -272,3 +272,62 @@ def test_judge_uses_tracks_it_is_given(disc_truths):
     wrong = judge.judge_video(truth, rec, judge.laws_for(spec), config="exact",
                               tracks=parse.parse_record(frozen, rec, config="exact"))
     assert "inertia" in wrong["plausibility"]["causes"]
+
+
+def _glider(x, elong=3.0, angle=None, clearance=0.0):
+    """One chain moving along x(t) (world units) at a fixed height, and its reference."""
+    from types import SimpleNamespace
+
+    n_t = len(x)
+    cen = np.stack([x, np.full(n_t, 2.0)], -1)[:, None]
+    tracks = judge.SceneTracks(
+        centroid=cen, area=np.full((n_t, 1), 100.0), clearance=np.full((n_t, 1), clearance),
+        elongation=np.full((n_t, 1), elong),
+        angle=(np.zeros(n_t) if angle is None else angle)[:, None], color=np.array([0]),
+        present=np.ones((n_t, 1), bool), resolution=128)
+    ref = SimpleNamespace(body_class=np.array([0]), static=np.array([False]),
+                          area=np.array([100.0]), extents=np.array([[3.0 * elong, 3.0]]))
+    return tracks, ref
+
+
+def test_friction_check_flags_a_glide_and_passes_a_slide_that_friction_stops():
+    """Closed form: a bar moving level at a constant 2 units/s in contact glides (no
+    friction); one decelerating at mu g (friction 0.5) does not; neither does a ball
+    rolling at constant speed, a bar turning about a contact, a body in the air, or any
+    body in a world without friction."""
+    laws = judge.laws_for(physim.scenario("combinatorial"))
+    cfg = judge.JudgeConfig()
+    t = np.arange(32) * laws.dt
+    mu_g = laws.friction * float(np.linalg.norm(laws.g))
+    glide = 1.0 + 2.0 * t
+    slide = 1.0 + 2.0 * np.minimum(t, 2 / mu_g) - 0.5 * mu_g * np.minimum(t, 2 / mu_g) ** 2
+    assert judge._glide(*_glider(glide), laws, cfg, 0) == pytest.approx(2.0)
+    assert judge._glide(*_glider(slide), laws, cfg, 0) == 0.0
+    assert judge._glide(*_glider(glide, elong=1.0), laws, cfg, 0) == 0.0  # a ball rolls
+    assert judge._glide(*_glider(glide, angle=1.0 * t), laws, cfg, 0) == 0.0  # turning 1 rad/s
+    assert judge._glide(*_glider(glide, clearance=5.0), laws, cfg, 0) == 0.0  # in the air
+    # One window of glide is not enough (glide_windows).
+    short = np.where(t < 0.5, glide, glide[5])
+    assert judge._glide(*_glider(short), laws, cfg, 0) == 0.0
+
+
+def test_friction_0_scene_is_flagged_by_friction_and_its_truth_is_not():
+    """Seed 0's second combinatorial truth at 128 px: re-simulated without friction, a grey
+    body glides level at constant speed (the friction check); the truth's does not."""
+    spec = physim.scenario("combinatorial")
+    rec = controls.truth_records(spec, 0, "train", 2)[1]
+    laws = judge.laws_for(spec)
+    out = {}
+    for fam in ("truth", "friction_0"):
+        frames, cond = controls.scene_control(fam, rec, spec, 128)
+        out[fam] = judge.judge_video(frames, cond, laws, config="exact",
+                                     fidelity=False)["plausibility"]
+    assert "friction" in out["friction_0"]["causes"], out["friction_0"]
+    assert out["friction_0"]["stats"]["glide_speed_max"] >= judge.JudgeConfig().glide_speed
+    assert out["truth"]["plausible"], out["truth"]["causes"]
+    assert out["truth"]["stats"]["glide_speed_max"] == 0.0
+    # In a world without friction the same glide is lawful.
+    frames, cond = controls.scene_control("friction_0", rec, spec, 128)
+    free = dataclasses.replace(laws, friction=0.0)
+    v = judge.judge_video(frames, cond, free, config="exact", fidelity=False)["plausibility"]
+    assert "friction" not in v["causes"]
