@@ -630,7 +630,7 @@ def section_interpolation(rows, run, plan) -> str:
             g, t = s["gap"], s["trained"]
             who = f"{who} ({_not_measurable(k)})" if _not_measurable(k) else who
             if bands is not None:
-                widths = ", ".join(f"{b[0]:g}–{a[1]:g}" for a, b in zip(bands, bands[1:],
+                widths = ", ".join(f"{a[1]:g}–{b[0]:g}" for a, b in zip(bands, bands[1:],
                                                                        strict=False))
                 uni.append([who, _f(k, 2), widths, g["n"], f"{g['v'][0]:.2f}", err(g["v_hat"]),
                             err(g["error"]), ci(g["pull"]), t["n"], f"{t['v'][0]:.2f}",
