@@ -175,8 +175,9 @@ class JudgeConfig:
         (rises or falls at most ``glide_rise`` times its horizontal travel) at
         ``glide_speed`` units/s or faster with a fitted horizontal acceleration below
         ``glide_accel`` units/s² (friction decelerates a slide at ``mu g``: 6.4 in the
-        PHYRE-like scenes); only chains whose area matches (log, ``glide_area``) bodies of
-        their colour that are all at least ``glide_elong`` elongated (balls roll freely).
+        PHYRE-like scenes); only chains whose area and elongation match (log,
+        ``glide_area``) bodies of their colour none of which can roll (a ball rolls
+        freely: convex and less than ``glide_elong`` elongated; jars are hollow).
     """
 
     parse: str = "exact"
@@ -911,35 +912,38 @@ def _glide(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int) -> fl
     w = cfg.glide_frames
     t = np.arange(w + 1) * laws.dt
     elong = ref.extents[:, 0] / np.maximum(ref.extents[:, 1], 0.5)  # (N,) of each body
+    rolls = (elong < cfg.glide_elong) & ref.convex  # balls; jars (hollow) and bars cannot
     best = 0.0
     for m in range(n_c):
         mine = (ref.body_class == tracks.color[m]) & ~ref.static
         run = 0
         for k in range(max(c, 1), n_t - w):
             v = _glide_speed(tracks, m, np.arange(k, k + w + 1), t, ref.area[mine],
-                             elong[mine], cfg)
+                             elong[mine], rolls[mine], cfg)
             run = run + 1 if v > 0 else 0
             if run >= cfg.glide_windows:
                 best = max(best, v)
     return best
 
 
-def _glide_speed(tracks: SceneTracks, m: int, fr, t, areas, elong, cfg: JudgeConfig) -> float:
+def _glide_speed(tracks: SceneTracks, m: int, fr, t, areas, elong, rolls,
+                 cfg: JudgeConfig) -> float:
     """Horizontal speed (units/s) of chain ``m`` if it glides without friction over the
-    frames ``fr`` (times ``t`` from the first), else 0. ``areas``, ``elong``: px² and
-    elongation of the dynamic bodies of its colour."""
+    frames ``fr`` (times ``t`` from the first), else 0. ``areas``, ``elong``, ``rolls``:
+    px², elongation and whether it can roll, of each dynamic body of its colour."""
     if not tracks.present[fr, m].all() or np.max(tracks.clearance[fr, m]) > cfg.support_px:
         return 0.0
     a = tracks.area[fr, m]
     if np.abs(np.log(a / a[0])).max() > cfg.merge_area:
         return 0.0  # merging with or parting from a body of its colour
-    one = np.abs(np.log(np.median(a) / areas)) < cfg.glide_area
-    if not one.any() or elong[one].min() < cfg.glide_elong:
-        return 0.0  # not one body that cannot roll
     e = tracks.elongation[fr, m]
+    one = (np.abs(np.log(np.median(a) / areas)) < cfg.glide_area) & (
+        np.abs(np.log(np.median(e) / elong)) < cfg.glide_area)
+    if not one.any() or rolls[one].any():
+        return 0.0  # not a body that cannot roll
     turn = np.abs(np.angle(np.exp(2j * (tracks.angle[fr, m] - tracks.angle[fr[0], m])))) / 2
     if e.max() / e.min() > cfg.glide_shape or turn.max() > cfg.glide_turn:
-        return 0.0  # tumbling or turning about a contact
+        return 0.0  # tumbling, rolling (a tipped jar) or turning about a contact
     x, y = tracks.centroid[fr, m, 0], tracks.centroid[fr, m, 1]
     acc, vx, _ = np.polyfit(t, x, 2)
     vx = vx + acc * t[-1]  # mean velocity over the window (the fit is about its start)

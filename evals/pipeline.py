@@ -100,7 +100,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
     cells = [c for c in exp.cells(sc, scen)
              if (not models or c.model in models) and (not data or c.data_label in data)]
     ckpts = _checkpoints(checkpoint, cells)
-    cells = [c for c in cells if not ckpts or c.scenario in ckpts]
+    cells = [c for c in cells if not ckpts or c.name in ckpts]
     if not cells:
         raise ValueError(f"{experiment}: no cells left after --models {models} --data {data}")
     user_steps, steps = steps, steps or dict(exp.steps).get(sc.name, sc.steps)
@@ -109,7 +109,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
     eval_res = {}  # eval set -> resolution of its references: the model's, if given
     for c in cells:
         for e in c.evals:
-            eval_res[e.name] = _resolution(ckpts[c.scenario]) if ckpts else resolution
+            eval_res[e.name] = _resolution(ckpts[c.name]) if ckpts else resolution
     run = Path(run_dir)
     stages: dict[str, Stage] = {}
 
@@ -125,7 +125,9 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
         return str(run / "data" / name)
 
     train_dirs = {}
-    for c in cells if (train and not ckpts) else ():
+    # Training sets are made with checkpoints too (no training then): knn and case-likeness
+    # read them, so a run rebuilt from shipped models has every reference of the original.
+    for c in cells if train else ():
         if c.data_label == "stream":  # endless on-the-fly videos (models.data)
             train_dirs[c.name] = f"scenario:{c.scenario}"
             continue
@@ -179,7 +181,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
                                 *[a for o in sc.vae.overrides for a in ("--set", o)]), "train"))
     for c in cells if (train or ckpts) else ():
         cdir = run / "cells" / c.name
-        workdir = str(ckpts.get(c.scenario) or cdir / "model")
+        workdir = str(ckpts.get(c.name) or cdir / "model")
         if not ckpts:
             m = c.preset or sc.models[c.model]
             sets = [*m.overrides, f"data.n_cond={exp.n_cond}"]
@@ -223,16 +225,26 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
 
 
 def _checkpoints(checkpoint, cells) -> dict[str, str]:
-    """``{scenario: workdir}`` of the trained models the cells sample from ({}: train)."""
+    """``{cell: workdir}`` of the trained models the cells sample from ({}: train).
+
+    ``checkpoint``: one workdir for every cell, or ``{key: workdir}`` whose keys are cell
+    names (one model per cell: the shipped cells of an experiment) or scenarios (every cell
+    of that scenario); a cell's own name wins over its scenario."""
     if not checkpoint:
         return {}
     if isinstance(checkpoint, str):
-        return {c.scenario: checkpoint for c in cells}
-    known = {c.scenario for c in cells}
+        return {c.name: checkpoint for c in cells}
+    known = {c.scenario for c in cells} | {c.name for c in cells}
     bad = sorted(set(checkpoint) - known)
     if bad:
-        raise ValueError(f"checkpoint for unknown scenario(s) {bad}; known: {sorted(known)}")
-    return dict(checkpoint)
+        raise ValueError(f"checkpoint for unknown scenario(s) or cell(s) {bad}; known: "
+                         f"{sorted(known)}")
+    out = {}
+    for c in cells:
+        d = checkpoint.get(c.name) or checkpoint.get(c.scenario)
+        if d:
+            out[c.name] = d
+    return out
 
 
 def _resolution(workdir: str) -> int:

@@ -79,6 +79,30 @@ def test_checkpoint_and_no_train_plans(tmp_path):
         pl.plan("quickstart", "cpu-mini", tmp_path / "r3", checkpoint=str(tmp_path))
 
 
+def test_shipped_cells_rebuild_a_run_with_every_reference(tmp_path):
+    """One model per cell (cell-name keys; cells without one are dropped): no training,
+    each cell samples from its own model, and the training sets are still made so the
+    knn and case-likeness references of the original run are planned too."""
+    cks = {}
+    for name in ("uniform-gap-2-3", "uniform-gap-n4"):
+        cks[name] = tmp_path / name
+        cks[name].mkdir()
+        (cks[name] / "config.json").write_text(json.dumps({"data": {"resolution": 32}}))
+    p = pl.plan("interpolation", "cpu-mini", tmp_path / "r", scenarios=("uniform",),
+                checkpoint={k: str(v) for k, v in cks.items()})
+    assert [c.name for c in p.cells] == list(cks)
+    kinds = [s.kind for s in p.stages]
+    assert "train" not in kinds
+    samples = {s.cell: s.argv for s in p.stages if s.kind == "sample"}
+    for name, d in cks.items():
+        assert str(d) in samples[name]
+    assert sum(s.name.startswith("generate-uniform_bands") for s in p.stages) == 2
+    assert any(s.name.startswith("baseline-knn") for s in p.stages)
+    assert any(s.name.startswith("caselike") for s in p.stages)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        pl.plan("interpolation", "cpu-mini", tmp_path / "r2", checkpoint={"nope": str(tmp_path)})
+
+
 def test_interpolation_and_memorization_cells():
     sc = ex.get_scale("cpu-mini")
     cells = ex.EXPERIMENTS["interpolation"].cells(sc, ("uniform", "collision"))

@@ -286,7 +286,8 @@ def _glider(x, elong=3.0, angle=None, clearance=0.0):
         angle=(np.zeros(n_t) if angle is None else angle)[:, None], color=np.array([0]),
         present=np.ones((n_t, 1), bool), resolution=128)
     ref = SimpleNamespace(body_class=np.array([0]), static=np.array([False]),
-                          area=np.array([100.0]), extents=np.array([[3.0 * elong, 3.0]]))
+                          convex=np.array([True]), area=np.array([100.0]),
+                          extents=np.array([[3.0 * elong, 3.0]]))
     return tracks, ref
 
 
@@ -304,6 +305,9 @@ def test_friction_check_flags_a_glide_and_passes_a_slide_that_friction_stops():
     assert judge._glide(*_glider(glide), laws, cfg, 0) == pytest.approx(2.0)
     assert judge._glide(*_glider(slide), laws, cfg, 0) == 0.0
     assert judge._glide(*_glider(glide, elong=1.0), laws, cfg, 0) == 0.0  # a ball rolls
+    tracks, ref = _glider(glide, elong=1.0)
+    ref.convex = np.array([False])  # a hollow body as round as a ball (a jar) cannot roll
+    assert judge._glide(tracks, ref, laws, cfg, 0) == pytest.approx(2.0)
     assert judge._glide(*_glider(glide, angle=1.0 * t), laws, cfg, 0) == 0.0  # turning 1 rad/s
     assert judge._glide(*_glider(glide, clearance=5.0), laws, cfg, 0) == 0.0  # in the air
     # One window of glide is not enough (glide_windows).

@@ -26,16 +26,18 @@ from evals import pipeline as pl  # noqa: E402
 
 
 def _checkpoint_arg(items):
-    """``--checkpoint`` values: one plain DIR (every cell), or SCENARIO=DIR pairs."""
+    """``--checkpoint`` values: one plain DIR (every cell), or KEY=DIR pairs (KEY: a cell
+    name, e.g. one shipped model per cell, or a scenario: all its cells)."""
     if not items:
         return None
     pairs = [i.split("=", 1) for i in items if "=" in i]
     if not pairs:
         if len(items) > 1:
-            raise ValueError("several --checkpoint DIRs: name their scenarios (SCENARIO=DIR)")
+            raise ValueError("several --checkpoint DIRs: name their cells or scenarios "
+                             "(CELL=DIR or SCENARIO=DIR)")
         return items[0]
     if len(pairs) != len(items):
-        raise ValueError("--checkpoint: give either one DIR or SCENARIO=DIR pairs, not both")
+        raise ValueError("--checkpoint: give either one DIR or KEY=DIR pairs, not both")
     return dict(pairs)
 
 
@@ -55,9 +57,10 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=1,
                    help="trainings run at the same time, each pinned to its own CPU cores "
                         "(2 on a 2-core machine: about 1.33x the throughput of 1)")
-    p.add_argument("--checkpoint", action="append", default=None, metavar="[SCENARIO=]DIR",
-                   help="sample from this trained workdir instead of training; SCENARIO=DIR "
-                        "(repeatable) gives each scenario its own and drops the others")
+    p.add_argument("--checkpoint", action="append", default=None, metavar="[KEY=]DIR",
+                   help="sample from this trained workdir instead of training; KEY=DIR "
+                        "(repeatable; KEY a cell or a scenario) gives each its own model and "
+                        "drops the cells without one")
     p.add_argument("--no-train", action="store_true",
                    help="plan only data and the references (no model)")
     p.add_argument("--emit", action="store_true", help="write plan.json and run.sh, run nothing")
