@@ -559,11 +559,11 @@ def interpolation_stats(eval_dir, bands=None, boxes=None) -> dict:
     """Inside the held-out region against the trained one, from one evaluation folder's
     per_video.csv. Uniform (``bands``: the training speed bands, sorted ``(lo, hi)``):
     a video is in the gap when its ``v`` lies between the first band's low edge and the
-    last band's high edge but in no band; ``pull`` = how much nearer the trained speeds v̂
-    is than v (distance of v to the nearest band minus that of v̂; > 0: drawn towards the
-    training speeds, 0 for the truth). Collision (``boxes``: the
-    held-out ``((v1_lo, v1_hi), (v2_lo, v2_hi))`` squares): inside when (v1, v2) is in a
-    box; the error is the post-collision velocity error. Returns ``{"gap": {...},
+    last band's high edge but in no band; ``pull`` = v̂ − v signed towards the nearer of
+    the gap's two bands (> 0: drawn towards the training speeds; 0 for the truth, and in
+    expectation for any unbiased noise; a video at the gap's centre counts 0). Collision
+    (``boxes``: the held-out ``((v1_lo, v1_hi), (v2_lo, v2_hi))`` squares): inside when
+    (v1, v2) is in a box; the error is the post-collision velocity error. Returns ``{"gap": {...},
     "trained": {...}}`` with n, error and (uniform) mean v, mean v̂, shift (v̂ − v) and pull,
     each as (mean, 95% lo, hi)."""
     pv = _read_csv(Path(eval_dir) / "per_video.csv")
@@ -576,10 +576,11 @@ def interpolation_stats(eval_dir, bands=None, boxes=None) -> dict:
         lo, hi = np.array([b[0] for b in bands]), np.array([b[1] for b in bands])
         in_band = ((v[:, None] >= lo) & (v[:, None] <= hi)).any(1)
         gap = ~in_band & (v > lo.min()) & (v < hi.max())
-
-        def to_bands(x):  # distance of a speed to the nearest trained one (0 inside a band)
-            return np.maximum(np.maximum(lo - x[:, None], x[:, None] - hi), 0).min(1)
-        pull = to_bands(v) - to_bands(vh)
+        below = np.where(hi[None] <= v[:, None], hi[None], -np.inf).max(1)  # gap's low edge
+        above = np.where(lo[None] >= v[:, None], lo[None], np.inf).min(1)  # and high edge
+        with np.errstate(invalid="ignore"):
+            toward = np.sign(v - 0.5 * (below + above))  # -1: the lower band is nearer
+        pull = np.where(gap, np.nan_to_num(toward) * (vh - v), np.nan)
         for name, m in (("gap", gap), ("trained", in_band)):
             m = m & np.isfinite(vh) & np.isfinite(err)
             out[name] = {"n": int(m.sum()), "error": _mean_ci(err[m]), "v": _mean_ci(v[m]),
@@ -645,9 +646,9 @@ def section_interpolation(rows, run, plan) -> str:
         md.append("### Interpolation: generated speed inside the velocity gaps\n\nOn the "
                   "velocity grid (`uniform-vgrid`): videos whose speed lies in a gap between "
                   "the training bands against those inside a band: mean true speed v, mean "
-                  "generated speed v̂, velocity error, and *pull* = how much nearer the training "
-                  "speeds v̂ is than v (distance of v to the nearest band minus that of v̂; "
-                  "> 0: drawn to the training speeds, 0: the truth); 95% intervals.\n\n"
+                  "generated speed v̂, velocity error, and *pull* = v̂ − v signed towards the "
+                  "nearer of the gap's two bands (> 0: drawn to the training speeds; 0 for "
+                  "the truth and for unbiased noise); 95% intervals.\n\n"
                   + _table(["cell / reference", "objects kept", "gaps", "n in gaps",
                             "v (gaps)", "v̂ (gaps)", "error (gaps)", "pull (gaps)",
                             "n in bands", "v (bands)", "v̂ (bands)", "error (bands)"], uni))

@@ -328,7 +328,8 @@ def _per_video(d, rows):
 def test_interpolation_inside_the_gap_against_the_bands(tmp_path):
     """Truth: no pull. A model that snaps a gap speed to the nearest trained band edge is
     pulled by exactly the distance to that edge; one that drifts to the gap's middle is
-    pushed away (negative pull). Collision squares split the error inside / outside."""
+    pushed away (negative pull); unbiased noise is not pulled. Collision squares split the
+    error inside / outside."""
     bands = [(1.0, 2.0), (3.0, 4.0)]
     v = np.round(np.linspace(1.0, 4.0, 31), 3)
     edges = np.array([1.0, 2.0, 3.0, 4.0])
@@ -344,8 +345,15 @@ def test_interpolation_inside_the_gap_against_the_bands(tmp_path):
     assert s["truth"]["trained"]["n"] == 22
     assert s["truth"]["gap"]["pull"][0] == pytest.approx(0.0, abs=1e-12)
     dist = np.abs(v[gap] - snap[gap])
-    assert s["snap"]["gap"]["pull"][0] == pytest.approx(dist.mean())
+    centre = np.isclose(v[gap], 2.5)  # no nearer band: counts 0
+    assert s["snap"]["gap"]["pull"][0] == pytest.approx(np.where(centre, 0, dist).mean())
     assert s["snap"]["gap"]["error"][0] == pytest.approx(dist.mean())
+    # Unbiased noise pulls nowhere (a +-0.3 shift on every other video, both signs).
+    noise = np.where(gap, v + 0.3 * np.where(np.arange(31) % 2, 1, -1), v)
+    _per_video(tmp_path / "noise", [{"param_v": a, "vx_hat": b, "velocity_error": abs(b - a)}
+                                    for a, b in zip(v, noise, strict=True)])
+    pull = compare.interpolation_stats(tmp_path / "noise", bands=bands)["gap"]["pull"]
+    assert pull[1] < 0 < pull[2]
     assert s["snap"]["trained"]["error"][0] == pytest.approx(0.0)
     assert s["middle"]["gap"]["pull"][0] < 0
     assert s["middle"]["gap"]["v_hat"][0] == pytest.approx(2.5)
