@@ -138,6 +138,10 @@ _GAPS = {"2-3": ((1.0, 2.0), (3.0, 4.0)), "1.75-3.25": ((1.0, 1.75), (3.25, 4.0)
          "n4": ((1.0, 1.25), (1.875, 2.125), (2.875, 3.125), (3.75, 4.0))}
 _SQUARES = {"2-3": (2.0, 3.0), "1.75-3.25": (1.75, 3.25), "1.5-3.5": (1.5, 3.5),
             "1.25-3.75": (1.25, 3.75), "1.1-3.9": (1.1, 3.9)}
+# cpu-mini trains 2500 steps a cell (at 1500 the ball is kept in only 75% of the grid's
+# videos: docs/results.md); three of the five squares keep the experiment within 90 minutes
+# on 2 cores (9 cells of about 18 min, two at once).
+_MINI_SQUARES = ("2-3", "1.5-3.5", "1.1-3.9")
 
 
 def _j(x):
@@ -155,7 +159,9 @@ def _interpolation(scale, scenarios):
     if "collision" in scenarios:
         ev = (EvalSet("collision-vgrid", "collision", ("id",),
                       (("grid_v", "9"), ("grid_r", "2"))),)
-        for k, box in _SQUARES.items():
+        squares = {k: _SQUARES[k] for k in _MINI_SQUARES} if scale.name == "cpu-mini" \
+            else _SQUARES
+        for k, box in squares.items():
             cells.append(Cell(f"collision-square-{k}", "collision_holdout", scale.default_model,
                               "attr", ev, (("holdout", _j([[box, box]])),),
                               tags=(("square", k),)))
@@ -230,7 +236,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "interpolation": Experiment(
         "interpolation", "Interpolation: velocity gaps and held-out squares (paper §5.1)",
         _interpolation, ("uniform", "collision"), "interpolation",
-        steps=(("cpu-mini", 1500),)),  # 11 cells
+        steps=(("cpu-mini", 2500),)),  # 11 cells (9 at cpu-mini)
     "memorization": Experiment("memorization", "Memorization with and without flip (§5.2)",
                                _memorization, ("uniform",), "memorization",
                                steps=(("cpu-mini", 3000),)),  # 2 cells

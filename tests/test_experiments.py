@@ -107,6 +107,9 @@ def test_interpolation_and_memorization_cells():
     sc = ex.get_scale("cpu-mini")
     cells = ex.EXPERIMENTS["interpolation"].cells(sc, ("uniform", "collision"))
     assert {c.scenario for c in cells} == {"uniform_bands", "collision_holdout"}
+    assert len(cells) == 9  # cpu-mini: six gaps, three of the five squares
+    assert len(ex.EXPERIMENTS["interpolation"].cells(ex.get_scale("paper"),
+                                                     ("uniform", "collision"))) == 11
     mem = ex.EXPERIMENTS["memorization"].cells(sc, ("uniform",))
     assert [c.flip for c in mem] == [False, True]
 
