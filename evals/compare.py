@@ -456,18 +456,16 @@ def section_attributes(rows, run) -> str:
         if want == "mixed" and sum(ours) and min(ours) >= paper.MIXED_SHARE * sum(ours):
             kept = "mixed"
         who = r["cell"] if r["kind"] == "model" else f"**{r['model_or_ref']}** (reference)"
-        body.append([who, pair, n, f"{a} kept, {b} changed: {_count_ci(ours[0], n)}",
+        agrees = ("yes" if kept == want else "no") if r["kind"] != "reference" and n else "—"
+        kept_ood = _kept(rows, run, r["model_or_ref"], r["eval"], "ood")
+        lost = r["kind"] == "model" and n and _not_measurable(kept_ood)
+        if lost:  # attributes of objects it lost
+            kept, agrees = lost, "—"
+        body.append([who, pair, n, _f(kept_ood, 2),
+                     f"{a} kept, {b} changed: {_count_ci(ours[0], n)}",
                      f"{b} kept, {a} changed: {_count_ci(ours[1], n)}",
                      ", ".join(f"{k}: {v}" for k, v in counts.items() if ">" not in k) or "—",
-                     kept if n else "not measurable", want,
-                     ("yes" if kept == want else "no") if r["kind"] != "reference" and n
-                     else "—",
-                     evidence])
-        kept_ood = _kept(rows, run, r["model_or_ref"], r["eval"], "ood")
-        body[-1].insert(3, _f(kept_ood, 2))
-        if r["kind"] == "model" and n and _not_measurable(kept_ood):
-            body[-1][7] = _not_measurable(kept_ood)  # attributes of objects it lost
-            body[-1][9] = "—"
+                     kept if n else "not measurable", want, agrees, evidence])
     return ("### Attribute priority on swapped combinations (OOD split)\n\n"
             + _table(["model / reference", "pair", "n", "objects kept", "A>B", "B>A",
                       "both kept / both changed", "kept (ours)", "kept (paper)", "agrees",
@@ -629,7 +627,8 @@ def section_interpolation(rows, run, plan) -> str:
         for who, path, k in got:
             s = interpolation_stats(path, bands, boxes)
             g, t = s["gap"], s["trained"]
-            who = f"{who} ({_not_measurable(k)})" if _not_measurable(k) else who
+            lost = _not_measurable(k)
+            who = f"{who} ({lost})" if lost else who
             if bands is not None:
                 widths = ", ".join(f"{a[1]:g}–{b[0]:g}" for a, b in zip(bands, bands[1:],
                                                                        strict=False))

@@ -38,9 +38,10 @@ frames (:mod:`evals.scene_parse`), to the pixel checks of :mod:`evals.scene_chec
   frames, or rises from rest later with nothing moving next to it.
 - ``energy``: a body bounces back up faster than restitution allows (vertical rebound
   ratio above ``e + energy_tol``) or leaves a contact faster than it came.
-- ``friction`` (worlds with friction): a body that cannot roll (an elongated blob matching
-  one non-round body of its colour) glides along a support, in contact, level, without
-  turning and at constant speed, where Coulomb friction would stop it at ``mu g``.
+- ``friction`` (worlds with friction): a body that cannot roll (a blob whose area and
+  elongation match only bars, sticks or hollow jars of its colour, no ball) glides along a
+  support, in contact, level, without turning and at constant speed, where Coulomb
+  friction would stop it at ``mu g``.
 
 All scoring functions are pure (arrays in, dicts out); :func:`judge_video` parses and
 scores one video; the CLI (``python -m evals.judge score|calibrate``) reads and writes
@@ -694,7 +695,7 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
     rows, cols = np.mgrid[0:res, 0:res]
     border = np.minimum(np.minimum(rows + 0.5, res - rows - 0.5),
                         np.minimum(cols + 0.5, res - cols - 0.5))  # fmt: skip
-    frames: list[list[tuple]] = []  # (class, centroid, area, clearance, elongation)
+    frames: list[list[tuple]] = []  # (class, centroid, area, clearance, elongation, angle)
     for k in range(n_t):
         material = total[k] > 0.1
         items = []
@@ -709,9 +710,8 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
                 others = material & ~mine
                 d = sp.distance_to(others)[mine]
                 clr = float(min(d.min(initial=np.inf), border[mine].min(initial=np.inf)) - 0.5)
-                ext = b.extents[j]
                 items.append((cls, b.centroid[j], float(b.area[j]), clr,
-                              float(ext[0] / max(ext[1], 0.5)), float(b.angle[j])))
+                              float(_elongation(b.extents[j])), float(b.angle[j])))
         frames.append(items)
     chains: list[list[tuple[int, int]]] = []  # (frame, item)
     tail: dict[int, int] = {}  # item index in the previous frame -> chain
@@ -905,13 +905,20 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     return _verdict(ck, SCENE_CHECKS, st)
 
 
+def _elongation(extents: np.ndarray) -> np.ndarray:
+    """Major over minor RMS extent (..., 2) -> (...), the minor floored at half a pixel: one
+    definition for parsed blobs and for the reference's bodies, which are matched."""
+    extents = np.asarray(extents, np.float64)
+    return extents[..., 0] / np.maximum(extents[..., 1], 0.5)
+
+
 def _glide(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int) -> float:
     """Fastest frictionless glide (units/s) of a body that cannot roll, in the generated
     frames after frame ``c``; 0 when there is none (see :class:`JudgeConfig` ``glide_*``)."""
     n_t, n_c = tracks.present.shape
     w = cfg.glide_frames
     t = np.arange(w + 1) * laws.dt
-    elong = ref.extents[:, 0] / np.maximum(ref.extents[:, 1], 0.5)  # (N,) of each body
+    elong = _elongation(ref.extents)  # (N,) of each body
     rolls = (elong < cfg.glide_elong) & ref.convex  # balls; jars (hollow) and bars cannot
     best = 0.0
     for m in range(n_c):

@@ -38,9 +38,11 @@ def finished_cells(plan: dict, run: Path) -> tuple[list[dict], list[str]]:
     ready, waiting = [], []
     for cell in plan["cells"]:
         stages = [s for s in plan["stages"] if s.get("cell") == cell["name"]]
-        (ready if stages and all(_done(run, s["name"]) for s in stages)
-         else waiting).append(cell if stages else cell["name"])
-    return ready, [c if isinstance(c, str) else c["name"] for c in waiting]
+        if stages and all(_done(run, s["name"]) for s in stages):
+            ready.append(cell)
+        else:
+            waiting.append(cell["name"])
+    return ready, waiting
 
 
 def train_minutes(run: Path, stage: str) -> float | None:
