@@ -106,3 +106,12 @@ def test_ambiguity_experiment_report(tmp_path):
     assert "Outcome accuracy against the margin" in md and "given frames" in md
     line = next(x for x in md.splitlines() if x.startswith("| **truth** | pass | rollout"))
     assert "1.00" in line
+
+
+def test_training_draws_never_start_overlapping(spec):
+    # A "pass" hit drawn to happen early (small t*, slow A) used to start with the discs
+    # overlapping, and `physim generate ambiguity --split train` failed on video 0.
+    for i in range(200):
+        rec = spec.sample(0, "train", i)
+        p = rec.trajectory.positions[0]
+        assert np.hypot(*(p[0] - p[1])) > rec.objects.radii.sum(), i

@@ -114,6 +114,8 @@ class Ambiguity(EventScenario):
             x_a = x_b - v * t_star
             if x_a < r1 or not (r2 <= x_b <= size - r2):
                 return None
+            if np.hypot(x_b - x_a, gap) <= r1 + r2:  # a hit this early starts overlapping
+                return None
             pos0 = np.array([[x_a, y_a], [x_b, y_b]])
             return objects, pos0, np.array([[v, 0.0], [0.0, 0.0]]), {}
         # edge: A moves down onto B at rest, m to its right; they touch at time t*
