@@ -99,6 +99,13 @@ class DiffusionConfig:
     schedule: str = "linear"  # v only: "linear" (scaled-linear betas) or "cosine", both rescaled
     num_timesteps: int = 1000  # v only: discrete training timesteps
     sample_steps: int = 50  # DDIM / Euler steps
+    # Rollouts averaged into each sampled video (1: one sample). Each of the K runs the
+    # sampler from its own noise, and the video is their mean in float space (before the
+    # uint8 rounding): a Monte Carlo estimate of the posterior mean E[x0 | given frames],
+    # which is the answer when the future is determined by the given frames (our basic
+    # scenarios) and a blend of outcomes when it is not. A sampling choice: it can be set
+    # after training (``physim sample --mean-of K``); K times the sampling cost.
+    sample_mean: int = 1
     t_dist: str = "uniform"  # training noise levels: "uniform", "logit_normal" (flow_x) or
     #   "grid": only the levels the sampler visits with sample_steps (train = sample levels)
     # grid only: share of training examples at the first (noisiest, t = 1) level, the rest
@@ -237,6 +244,8 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"diffusion.grid_top must be in [0, 1), and nonzero only with "
                          f"t_dist='grid' and sample_steps >= 2, got "
                          f"{cfg.diffusion.grid_top}")
+    if cfg.diffusion.sample_mean < 1:
+        raise ValueError(f"diffusion.sample_mean must be >= 1, got {cfg.diffusion.sample_mean}")
     if cfg.diffusion.x_loss not in ("x", "v"):
         raise ValueError(f"diffusion.x_loss must be 'x' or 'v', got {cfg.diffusion.x_loss!r}")
     if cfg.diffusion.schedule not in ("linear", "cosine"):

@@ -32,10 +32,13 @@ class Sampler:
     parts: tuple  # (graphdef, template, rest) of the DiT
     vae: tuple | None  # (vae_parts, frozen) for latent models
 
-    def generate(self, cond_frames, key, steps: int | None = None) -> np.ndarray:
+    def generate(self, cond_frames, key, steps: int | None = None,
+                 mean_of: int | None = None) -> np.ndarray:
         """Videos (B, T, R, R, 3) uint8 from first frames ``cond_frames`` (B, c, R, R, 3)
         uint8 (c >= the config's n_cond; extra frames are ignored). ``key``: one PRNG key,
-        folded with the row index, so a video does not depend on its batch mates."""
+        folded with the row index, so a video does not depend on its batch mates.
+        ``steps`` and ``mean_of`` (rollouts averaged per video) default to the config's
+        ``diffusion.sample_steps`` and ``diffusion.sample_mean``."""
         cfg = self.cfg
         d = cfg.data
         cond_frames = np.asarray(cond_frames)
@@ -44,6 +47,9 @@ class Sampler:
             raise ValueError(f"cond_frames must be (B, >={d.n_cond}, {d.resolution}, "
                              f"{d.resolution}, 3) uint8, got {cond_frames.shape}")
         steps = steps or cfg.diffusion.sample_steps
+        mean_of = mean_of or cfg.diffusion.sample_mean
+        if steps < 1 or mean_of < 1:
+            raise ValueError(f"steps and mean_of must be >= 1, got {steps}, {mean_of}")
         b = cond_frames.shape[0]
         known = cond_frames[:, : d.n_cond]
         # The last given frame repeated: what a latent model was trained to be given.
@@ -51,13 +57,21 @@ class Sampler:
             [known, np.zeros((b, d.frames - d.n_cond, *known.shape[2:]), known.dtype)], 1),
             d.n_cond)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b))
-        out = _generate(self, jnp.asarray(video), keys, int(steps))
+        out = _generate(self, jnp.asarray(video), keys, int(steps), int(mean_of))
         out = np.array(out)
         out[:, : d.n_cond] = known
         return out
 
 
-def _generate_impl(cfg, parts, vparts, steps, params, frozen, video, keys):
+def member_keys(keys, j):
+    """Keys (B,) of rollout ``j`` of a ``mean_of`` sample: the row keys themselves for
+    j = 0 (the single sample), each folded with ``j`` for j >= 1 (its own noise)."""
+    if isinstance(j, int) and j == 0:
+        return keys
+    return jax.vmap(lambda k: jax.random.fold_in(k, j))(keys)
+
+
+def _generate_impl(cfg, parts, vparts, steps, mean_of, params, frozen, video, keys):
     g, t, r = parts
     net = train.merge(g, t, r, params)
     x = train.to_float(video)  # (B, T, R, R, 3), frames after the given ones: the last
@@ -66,26 +80,32 @@ def _generate_impl(cfg, parts, vparts, steps, params, frozen, video, keys):
         x = vae.encode(x)[0] * frozen["scale"]  # (B, t, h, w, Cl) = train.latents' cond
     mask = train.cond_mask(cfg, x.shape[0])  # (B, t)
     cond = x * mask[:, :, None, None, None]
-    y = diffusion.sample(net, cond, mask, keys, cfg.diffusion, steps)
-    if vparts is not None:
-        y = vae.decode(y / frozen["scale"])  # (B, T, R, R, 3)
+
+    def rollout(ks):  # (B,) keys -> (B, T, R, R, 3) float pixels
+        y = diffusion.sample(net, cond, mask, ks, cfg.diffusion, steps)
+        return vae.decode(y / frozen["scale"]) if vparts is not None else y
+
+    y = rollout(keys)  # the single sample, bit for bit, and the first of a mean
+    if mean_of > 1:
+        y = jax.lax.fori_loop(1, mean_of, lambda j, acc: acc + rollout(member_keys(keys, j)),
+                              y) / mean_of
     return jnp.clip(jnp.round((y + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
 
 _JIT = {}
 
 
-def _generate(s: Sampler, video, keys, steps):
+def _generate(s: Sampler, video, keys, steps, mean_of=1):
     # Keyed by the config, not the sampler: runs of one preset (the quickstart's three
     # models) share a compiled rollout; weights are arguments. A latent model's frozen VAE
     # is an argument too, its network the one its config names.
     from models import configs
 
-    k = (configs.to_json(s.cfg), steps)
+    k = (configs.to_json(s.cfg), steps, mean_of)
     if k not in _JIT:
         vparts = s.vae[0] if s.vae else None
-        _JIT[k] = jax.jit(lambda p, f, v, ks: _generate_impl(s.cfg, s.parts, vparts, steps, p,
-                                                              f, v, ks))
+        _JIT[k] = jax.jit(lambda p, f, v, ks: _generate_impl(s.cfg, s.parts, vparts, steps,
+                                                              mean_of, p, f, v, ks))
     frozen = s.vae[1] if s.vae else None
     return _JIT[k](s.params, frozen, video, keys)
 
@@ -124,11 +144,37 @@ def _reconstruct(r: Reconstructor, videos):
     return _JIT[k](r.params, videos)
 
 
+SAMPLING_FILE = "sampling.json"
+_SAMPLING_KEYS = {"steps": "sample_steps", "mean_of": "sample_mean"}
+
+
+def sampling_defaults(workdir: str, cfg):
+    """``cfg`` with the sampler settings of ``workdir/sampling.json``, if there is one.
+
+    A shipped export can say how it samples best without retraining, e.g.
+    ``{"mean_of": 8}`` (:attr:`~models.configs.DiffusionConfig.sample_mean`) or
+    ``{"steps": 2}``; ``physim sample --steps / --mean-of`` still override it.
+    """
+    import json
+
+    path = os.path.join(workdir, SAMPLING_FILE)
+    if not os.path.exists(path):
+        return cfg
+    with open(path) as f:
+        got = json.load(f)
+    if not isinstance(got, dict) or set(got) - set(_SAMPLING_KEYS) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in got.values()):
+        raise ValueError(f"{path}: want integers >= 1 for keys {sorted(_SAMPLING_KEYS)}, got "
+                         f"{got!r}")
+    return dataclasses.replace(cfg, diffusion=dataclasses.replace(
+        cfg.diffusion, **{_SAMPLING_KEYS[k]: v for k, v in got.items()}))
+
+
 def _restore(workdir: str, step: int | None, ema: bool, model: str | None):
     """The :class:`Sampler` (a DiT run) or :class:`Reconstructor` (a VAE run) of
     ``workdir``; ``model`` ("dit" / "vae"), if given, is the kind the caller needs."""
     meta, step = checkpoint.read_meta(workdir, step)
-    cfg = train.resolve_precision(checkpoint.config_of(meta))
+    cfg = sampling_defaults(workdir, train.resolve_precision(checkpoint.config_of(meta)))
     if model == "dit" and cfg.model != "dit":
         raise ValueError(f"{workdir} holds a {cfg.model!r} run; sampling needs a DiT")
     if model == "vae" and cfg.model != "vae":
@@ -164,6 +210,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", required=True, help="physim dataset dir (e.g. an eval split)")
     p.add_argument("--out", required=True, help="folder for {id}.npy videos")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: config)")
+    p.add_argument("--mean-of", type=int, default=None, metavar="K",
+                   help="average K rollouts, each from its own noise, into each video (the "
+                        "posterior mean; default: the config's diffusion.sample_mean)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--limit", type=int, default=None, help="only the first N videos")
     p.add_argument("--seed", type=int, default=0)
@@ -180,10 +229,10 @@ def run_sample(args) -> int:
 
     import physim.dataset
 
-    if args.batch < 1 or (args.limit is not None and args.limit < 1) or (
-            args.steps is not None and args.steps < 1):
-        raise ValueError(f"--batch, --limit and --steps must be >= 1, got {args.batch}, "
-                         f"{args.limit}, {args.steps}")
+    if args.batch < 1 or any(v is not None and v < 1
+                             for v in (args.limit, args.steps, args.mean_of)):
+        raise ValueError(f"--batch, --limit, --steps and --mean-of must be >= 1, got "
+                         f"{args.batch}, {args.limit}, {args.steps}, {args.mean_of}")
     train.compile_cache(args.compile_cache)
     s = _restore(args.workdir, None, args.weights == "ema", None)
     is_vae = isinstance(s, Reconstructor)
@@ -204,7 +253,8 @@ def run_sample(args) -> int:
         if is_vae:
             videos = s.reconstruct(given)[:rows]
         else:
-            videos = s.generate(given, jax.random.fold_in(key, lo), args.steps)[:rows]
+            videos = s.generate(given, jax.random.fold_in(key, lo), args.steps,
+                                args.mean_of)[:rows]
         for i, v in zip(idx, videos, strict=True):
             path = os.path.join(args.out, f"{ids[i]}.npy")
             np.save(path + ".tmp.npy", v, allow_pickle=False)

@@ -18,6 +18,9 @@ case $scenario in
   *) echo "$0: scenario must be uniform, collision or parabola, got '$scenario'" >&2; exit 2 ;;
 esac
 [[ -e $model ]] || { echo "$0: no model at '$model'" >&2; exit 2; }
+# the references are rendered at the model's own resolution (config.json's data.resolution)
+res=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['data']['resolution'])" \
+  "$model/config.json")
 mkdir -p "$out"
 for split in id ood; do
   n=n_$split
@@ -28,8 +31,8 @@ for split in id ood; do
   physim evaluate "$out/gen-$split" --truth "$data" --out "$out/eval-$split" \
     --metrics laws abnormal judge
   for ref in truth copy-last; do
-    [[ -f $out/eval-$ref-$split/results.json ]] && continue
-    python -m models.baselines "$ref" --data "$data" --out "$out/$ref-$split" --resolution 32
+    [[ -f $out/eval-$ref-$split/results.json ]] && continue  # made once per OUT
+    python -m models.baselines "$ref" --data "$data" --out "$out/$ref-$split" --resolution "$res"
     physim evaluate "$out/$ref-$split" --truth "$data" --out "$out/eval-$ref-$split" \
       --metrics laws abnormal judge
   done

@@ -119,6 +119,9 @@ def card(a) -> dict:
     out = {"name": a.name, "scenario": a.scenario, "preset": a.preset, "command": a.command,
            "train_minutes": a.minutes, "quickstart": a.quickstart,
            "eval_sets": a.eval_sets, "scores": s}
+    sampling = INDEX.parent / a.name / "sampling.json"  # models.sample.SAMPLING_FILE
+    if sampling.is_file():  # the export's sampler settings, which these scores used
+        out["sampling"] = json.loads(sampling.read_text())
     if a.note:
         out["note"] = a.note
     return out
@@ -138,6 +141,9 @@ def main(argv=None) -> int:
     p.add_argument("--eval-sets", default="", help="how the evaluation sets were generated")
     p.add_argument("--quickstart", action="store_true", help="the quickstart rolls it out")
     p.add_argument("--note", default="")
+    p.add_argument("--previous-scores-as", metavar="KEY", default=None,
+                   help="keep the card's current scores under KEY (e.g. scores_single_sample "
+                        "when a new sampling.json changes how the export samples)")
     a = p.parse_args(argv)
     if bool(a.run) != bool(a.cell):
         p.error("--run and --cell go together")
@@ -151,6 +157,13 @@ def main(argv=None) -> int:
         print(f"error: {a.eval or a.run}: {e}", file=sys.stderr)
         return 2
     index = json.loads(INDEX.read_text()) if INDEX.is_file() else {"models": []}
+    if a.previous_scores_as:
+        old = next((m for m in index["models"] if m["name"] == a.name), None)
+        if old is None or "scores" not in old:
+            print(f"error: --previous-scores-as: {a.name} has no card with scores yet",
+                  file=sys.stderr)
+            return 2
+        new[a.previous_scores_as] = old["scores"]
     index["models"] = [m for m in index["models"] if m["name"] != a.name] + [new]
     index["models"].sort(key=lambda m: m["name"])
     tmp = INDEX.with_suffix(f".tmp-{os.getpid()}")

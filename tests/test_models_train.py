@@ -423,3 +423,37 @@ def test_conditioning_latents_at_sampling_equal_those_of_training(temporal_down,
         assert np.abs(np.asarray((z - z_cond) * mask)).max() > 1e-4
     else:  # factor 2: latent 1 sees frames 1-2, both given
         np.testing.assert_allclose(np.asarray(z * mask), np.asarray(z_cond * mask), atol=1e-6)
+
+
+def test_mean_of_k_is_the_mean_of_k_rollouts(overfit_run, tmp_path):
+    cfg, wd, _ = overfit_run
+    s = sample.load(wd)
+    cond = np.stack(FixedSource(cfg).videos[:2])[:, : cfg.data.n_cond]
+    key = jax.random.key(0)
+    one = s.generate(cond, key, steps=2)
+    np.testing.assert_array_equal(s.generate(cond, key, steps=2, mean_of=1), one)
+    mean = s.generate(cond, key, steps=2, mean_of=3).astype(float)
+    # the three rollouts one by one, each from its member's keys
+    rows = jax.vmap(lambda i: jax.random.fold_in(key, i))(jax.numpy.arange(2))
+    given = train.given_video(np.concatenate(
+        [cond, np.zeros((2, cfg.data.frames - cfg.data.n_cond, *cond.shape[2:]), np.uint8)], 1),
+        cfg.data.n_cond)
+    each = [np.array(sample._generate(s, jax.numpy.asarray(given), sample.member_keys(rows, j),
+                                      2)).astype(float) for j in range(3)]
+    np.testing.assert_array_equal(each[0][:, cfg.data.n_cond:], one[:, cfg.data.n_cond:])
+    gen = np.stack(each)[:, :, cfg.data.n_cond:]
+    avg = gen.mean(axis=0)
+    inside = ((gen > 0) & (gen < 255)).all(axis=0)  # no member clipped to 0 or 255
+    assert inside.mean() > 0.5
+    # each member is rounded, and so is the mean: at most 1 apart where nothing clipped
+    assert np.abs(mean[:, cfg.data.n_cond:] - avg)[inside].max() <= 1.0
+    assert np.abs(gen[0] - avg)[inside].max() > 1.0  # the members differ
+    # an export's sampling.json sets the default; a bad one is refused by name
+    exported = checkpoint.export(wd, str(tmp_path / "export"))
+    with open(os.path.join(exported, sample.SAMPLING_FILE), "w") as f:
+        json.dump({"mean_of": 3, "steps": 2}, f)
+    np.testing.assert_array_equal(sample.load(exported).generate(cond, key), mean)
+    with open(os.path.join(exported, sample.SAMPLING_FILE), "w") as f:
+        json.dump({"mean": 3}, f)
+    with pytest.raises(ValueError, match="sampling.json"):
+        sample.load(exported)
