@@ -410,8 +410,8 @@ def test_conditioning_latents_at_sampling_equal_those_of_training(temporal_down,
         return jax.numpy.zeros_like(cond)
 
     monkeypatch.setattr(diffusion, "sample", fake_sample)
-    monkeypatch.setattr(sample, "_generate", lambda s, v, k, n: sample._generate_impl(
-        s.cfg, s.parts, s.vae[0], n, s.params, s.vae[1], v, k))
+    monkeypatch.setattr(sample, "_generate", lambda s, v, k, n, m=1: sample._generate_impl(
+        s.cfg, s.parts, s.vae[0], n, m, s.params, s.vae[1], v, k))
     dg, dparams, dr, dt = train.split_params(train.build_model(cfg))
     s = sample.Sampler(cfg, dparams, (dg, dt, dr), ((g, t, r), frozen))
     s.generate(video[:, :3], jax.random.key(0))
