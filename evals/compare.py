@@ -360,8 +360,11 @@ def section_ambiguity(run, plan) -> str:
     from evals.ambiguity import accuracy_by_margin
 
     run = Path(run)
+    knn = plan.get("options", {}).get("knn") or {}
     sources = [(c["name"], cell_eval_dir(run, c["name"], "ambiguity-eval"))
                for c in plan["cells"]]
+    sources += [("**knn** (case retrieval)", Path(knn[c["name"]]["ambiguity-eval"]))
+                for c in plan["cells"] if knn.get(c["name"], {}).get("ambiguity-eval")][:1]
     sources += [(f"**{k}**", run / "baselines" / k / "ambiguity-eval" / "eval")
                 for k in REFERENCES]
     body = []

@@ -106,6 +106,8 @@ def test_ambiguity_experiment_report(tmp_path):
     assert "Outcome accuracy against the margin" in md and "given frames" in md
     line = next(x for x in md.splitlines() if x.startswith("| **truth** | pass | rollout"))
     assert "1.00" in line
+    # Case retrieval has its own rollout rows, beside the references.
+    assert any(x.startswith("| **knn** (case retrieval) | edge | rollout") for x in md.splitlines())
 
 
 def test_training_draws_never_start_overlapping(spec):
