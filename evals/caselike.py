@@ -22,8 +22,10 @@ Two distances, each over the generated frames only (frames ``n_cond`` and later)
 
 ``closer_to_case_px`` / ``closer_to_case_attr`` are 1 when the case is strictly nearer, 0
 when the truth is nearer or the two are tied, and NaN ("undecided") when the case's own
-continuation equals the truth's in that space (nothing to tell apart) or the object is not
-parsed. A model that applies the law sits at 0; one that copies cases at 1.
+continuation equals the truth's in that space (nothing to tell apart), the object is not
+parsed, or (attributes only) the case holds another number of objects than the truth, e.g.
+a one-ball bounce retrieved for a two-ball collision. A model that applies the law sits at
+0; one that copies cases at 1.
 
 CLI: ``python -m evals.caselike GEN --case KNN_GEN --truth EVALDIR --out OUT`` writes
 ``OUT/caselike.json`` (overall, per split and per ``split/level``: mean, 95% CI, count)
@@ -111,7 +113,8 @@ def video_caselike(gen: np.ndarray, truth: np.ndarray, case: np.ndarray, n_cond:
         evaluation video's conditioning frames then the case's continuation).
       n_cond: conditioning frames (not compared).
       gen_attrs: parsed attributes of ``gen`` (None: not parsed); truth_attrs, case_attrs:
-        exact ones; perm: case object for each truth object (:func:`match_objects`);
+        exact ones; perm: case object for each truth object (:func:`match_objects`; None
+        when the case has another number of objects: no attribute verdict);
         scale: (D,) spread of each attribute dimension.
     Returns the per-video scores named in :data:`METRICS`.
     """
@@ -120,12 +123,13 @@ def video_caselike(gen: np.ndarray, truth: np.ndarray, case: np.ndarray, n_cond:
                          f"case {case.shape}")
     g, t, c = gen[n_cond:], truth[n_cond:], case[n_cond:]
     px_case, px_truth, px_between = rms(g, c), rms(g, t), rms(c, t)
-    if gen_attrs is None:
+    if gen_attrs is None or perm is None:
         a_case = a_truth = float("nan")
     else:
         a_case = attr_distance(gen_attrs, case_attrs, scale, perm)
         a_truth = attr_distance(gen_attrs, truth_attrs, scale)
-    a_between = attr_distance(truth_attrs, case_attrs, scale, perm)
+    a_between = (attr_distance(truth_attrs, case_attrs, scale, perm) if perm is not None
+                 else float("nan"))
     return {
         "closer_to_case_px": _verdict(px_case, px_truth, px_between),
         "closer_to_case_attr": _verdict(a_case, a_truth, a_between, tol=1e-9),
@@ -134,9 +138,14 @@ def video_caselike(gen: np.ndarray, truth: np.ndarray, case: np.ndarray, n_cond:
     }
 
 
-def _attr_scale(vectors: list[np.ndarray]) -> np.ndarray:
-    sd = np.std(np.stack(vectors), axis=0)
-    return np.where(sd > 1e-9, sd, 1.0)
+def _attr_scales(vectors: list[np.ndarray]) -> dict[int, np.ndarray]:
+    """Spread of each attribute dimension over the truths, per vector length (videos with
+    N objects have 3N dimensions; a set may mix counts, e.g. composition's levels)."""
+    out = {}
+    for n in sorted({len(v) for v in vectors}):
+        sd = np.std(np.stack([v for v in vectors if len(v) == n]), axis=0)
+        out[n] = np.where(sd > 1e-9, sd, 1.0)
+    return out
 
 
 def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[list, dict]:
@@ -181,7 +190,7 @@ def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[lis
         items.append((vid, rec, crec))
     t_attrs = [attributes.truth_attributes(r) for _, r, _ in items]
     c_attrs = [attributes.truth_attributes(c) for _, _, c in items]
-    scale = _attr_scale([_vector(a) for a in t_attrs])
+    scales = _attr_scales([_vector(a) for a in t_attrs])
     rows = []
     for (vid, rec, crec), ta, ca in zip(items, t_attrs, c_attrs, strict=True):
         gen = np.load(gen_dir / f"{vid}.npy", allow_pickle=False)
@@ -192,7 +201,10 @@ def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[lis
         res = gen.shape[1]
         tframes = truth.frames(truth.index(vid), resolution=res)
         c = rec.n_cond
-        perm = match_objects(rec.trajectory.positions[c - 1], crec.trajectory.positions[c - 1])
+        same = rec.objects.n == crec.objects.n
+        perm = (match_objects(rec.trajectory.positions[c - 1], crec.trajectory.positions[c - 1])
+                if same else None)
+        scale = scales[len(_vector(ta))]
         preset = inputs.parse_preset(gen, rec.objects.rgb, parse_preset)
         tracks = parse.parse(gen, rec.objects.rgb, config=preset)
         ga = attributes.parsed_attributes(tracks, rec)
@@ -202,7 +214,7 @@ def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[lis
                      **s})
     summary = aggregate(rows, list(METRICS))
     summary.update(case_dir=str(case_dir), train=meta["train"], n_cond=int(items[0][1].n_cond),
-                   attr_scale=[float(x) for x in scale])
+                   attr_scale={str(n // 3): [float(x) for x in sc] for n, sc in scales.items()})
     return rows, summary
 
 

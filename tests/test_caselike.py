@@ -107,3 +107,31 @@ def test_the_pipeline_plans_case_likeness_after_each_cell_with_a_knn_case(tmp_pa
         evaluate = s.name.replace("caselike-", "evaluate-", 1)
         assert names.index(evaluate) < names.index(s.name)
         assert "/baselines/knn/" in s.argv[s.argv.index("--case") + 1]
+
+
+def test_sets_that_mix_object_counts(tmp_path):
+    # composition_temporal's levels hold two balls (collision) or one (bounce): the
+    # attribute spread is taken per object count, and a case with another count than its
+    # truth gets a pixel verdict but no attribute verdict (it used to crash the stage).
+    for split, n, seed in (("train", 30, 3), ("id", 8, 4)):
+        physim.dataset.generate("composition_temporal", split=split, n=n, seed=seed,
+                                out=tmp_path / split, progress=False)
+    assert baselines.main(["truth", "--data", str(tmp_path / "id"), "--out",
+                           str(tmp_path / "truth"), "--resolution", "32"]) == 0
+    assert baselines.main(["knn", "--train", str(tmp_path / "train"), "--data",
+                           str(tmp_path / "id"), "--out", str(tmp_path / "knn"),
+                           "--resolution", "32"]) == 0
+    ds = physim.dataset.open(tmp_path / "id")
+    assert len({ds[k].objects.n for k in range(len(ds.ids))}) == 2  # both counts present
+    rows, summary = caselike.score(tmp_path / "truth", tmp_path / "knn", tmp_path / "id")
+    assert len(rows) == 8 and set(summary["attr_scale"]) == {"1", "2"}
+    decided = [r["closer_to_case_px"] for r in rows if np.isfinite(r["closer_to_case_px"])]
+    assert decided and all(v == 0.0 for v in decided)  # the truth is never case-like
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    one = {"radius": np.array([1.0]), "velocity": np.array([[2.0, 0.0]]), "shape": ("circle",)}
+    two = {"radius": np.array([1.0, 1.0]), "velocity": np.array([[2.0, 0.0], [0.0, 1.0]]),
+           "shape": ("circle", "circle")}
+    got = caselike.video_caselike(255 - truth, truth, 255 - truth, 3, one, one, two, None,
+                                  np.ones(3))
+    assert got["closer_to_case_px"] == 1.0 and np.isnan(got["closer_to_case_attr"])
