@@ -170,8 +170,9 @@ def init_weights(cfg: configs.Config, run: str, like_params):
     ema, _ = checkpoint.load_weights(run, like_params, ema=True)
     try:
         raw, _ = checkpoint.load_weights(run, like_params, ema=False)
-    except ValueError:  # a sampling-only export keeps only the EMA weights
-        raw = ema
+    except ValueError:  # a sampling-only export keeps only the EMA weights: start the raw
+        # ones from them, in buffers of their own (the step donates both trees)
+        raw, _ = checkpoint.load_weights(run, like_params, ema=True)
     return raw, ema
 
 

@@ -373,6 +373,15 @@ def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path):
                                                           sb["params"], sb["ema"])), strict=True):
         np.testing.assert_array_equal(pb, p)
         np.testing.assert_allclose(eb, 0.1 * e + 0.9 * p, rtol=1e-6, atol=1e-7)
+    # From a sampling-only export (EMA weights only): both trees start from them, and the
+    # step, which donates both, runs (it failed on one buffer donated twice).
+    e = checkpoint.export(a, str(tmp_path / "export"))
+    fe = str(tmp_path / "from-export")
+    train.train(configs.apply_overrides(ft, [f"train.init_from={e}"]), src, fe, progress=False)
+    sd, nd = _params(fe)
+    assert nd == 1
+    for e_a, pd in zip(jax.tree.leaves(sa["ema"]), jax.tree.leaves(sd["params"]), strict=True):
+        np.testing.assert_array_equal(pd, e_a)
     # Negative control: without init_from the same run starts from fresh weights.
     c = str(tmp_path / "c")
     train.train(configs.apply_overrides(ft, ["train.init_from="]), src, c, progress=False)
