@@ -45,3 +45,15 @@ def test_quickstart_rejects_unknown_option(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "scripts" / "quickstart.sh"), "--bogus"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "unknown option" in r.stderr
+
+
+def test_quickstart_trains_the_presets_it_ships():
+    # `quickstart.sh --train` retrains QUICKSTART_MODELS; the shipped quickstart checkpoints
+    # must be those presets, one per scenario.
+    from evals.experiments import QUICKSTART_MODELS
+    from models import checkpoint
+
+    cards = [c for c in checkpoint.shipped() if c.get("quickstart")]
+    assert sorted(c["scenario"] for c in cards) == sorted(QUICKSTART_MODELS)
+    for c in cards:
+        assert c["preset"] == QUICKSTART_MODELS[c["scenario"]].preset, c["name"]
