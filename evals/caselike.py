@@ -123,13 +123,12 @@ def video_caselike(gen: np.ndarray, truth: np.ndarray, case: np.ndarray, n_cond:
                          f"case {case.shape}")
     g, t, c = gen[n_cond:], truth[n_cond:], case[n_cond:]
     px_case, px_truth, px_between = rms(g, c), rms(g, t), rms(c, t)
-    if gen_attrs is None or perm is None:
-        a_case = a_truth = float("nan")
-    else:
-        a_case = attr_distance(gen_attrs, case_attrs, scale, perm)
-        a_truth = attr_distance(gen_attrs, truth_attrs, scale)
-    a_between = (attr_distance(truth_attrs, case_attrs, scale, perm) if perm is not None
-                 else float("nan"))
+    a_case = a_truth = a_between = float("nan")
+    if perm is not None:  # None: the case has another number of objects
+        a_between = attr_distance(truth_attrs, case_attrs, scale, perm)
+        if gen_attrs is not None:
+            a_case = attr_distance(gen_attrs, case_attrs, scale, perm)
+            a_truth = attr_distance(gen_attrs, truth_attrs, scale)
     return {
         "closer_to_case_px": _verdict(px_case, px_truth, px_between),
         "closer_to_case_attr": _verdict(a_case, a_truth, a_between, tol=1e-9),
@@ -190,9 +189,10 @@ def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[lis
         items.append((vid, rec, crec))
     t_attrs = [attributes.truth_attributes(r) for _, r, _ in items]
     c_attrs = [attributes.truth_attributes(c) for _, _, c in items]
-    scales = _attr_scales([_vector(a) for a in t_attrs])
+    t_vectors = [_vector(a) for a in t_attrs]
+    scales = _attr_scales(t_vectors)
     rows = []
-    for (vid, rec, crec), ta, ca in zip(items, t_attrs, c_attrs, strict=True):
+    for (vid, rec, crec), ta, ca, tv in zip(items, t_attrs, c_attrs, t_vectors, strict=True):
         gen = np.load(gen_dir / f"{vid}.npy", allow_pickle=False)
         case = np.load(case_dir / f"{vid}.npy", allow_pickle=False)
         if gen.ndim != 4 or gen.dtype != np.uint8:
@@ -201,10 +201,9 @@ def score(gen_dir, case_dir, truth_dir, parse_preset: str = "auto") -> tuple[lis
         res = gen.shape[1]
         tframes = truth.frames(truth.index(vid), resolution=res)
         c = rec.n_cond
-        same = rec.objects.n == crec.objects.n
         perm = (match_objects(rec.trajectory.positions[c - 1], crec.trajectory.positions[c - 1])
-                if same else None)
-        scale = scales[len(_vector(ta))]
+                if rec.objects.n == crec.objects.n else None)
+        scale = scales[len(tv)]
         preset = inputs.parse_preset(gen, rec.objects.rgb, parse_preset)
         tracks = parse.parse(gen, rec.objects.rgb, config=preset)
         ga = attributes.parsed_attributes(tracks, rec)

@@ -363,6 +363,7 @@ def section_ambiguity(run, plan) -> str:
     knn = plan.get("options", {}).get("knn") or {}
     sources = [(c["name"], cell_eval_dir(run, c["name"], "ambiguity-eval"))
                for c in plan["cells"]]
+    # Every cell's knn rollouts retrieve from the same training set: one row pair for all.
     sources += [("**knn** (case retrieval)", Path(knn[c["name"]]["ambiguity-eval"]))
                 for c in plan["cells"] if knn.get(c["name"], {}).get("ambiguity-eval")][:1]
     sources += [(f"**{k}**", run / "baselines" / k / "ambiguity-eval" / "eval")

@@ -172,7 +172,7 @@ def init_weights(cfg: configs.Config, run: str, like_params):
         raw, _ = checkpoint.load_weights(run, like_params, ema=False)
     except ValueError:  # a sampling-only export keeps only the EMA weights: start the raw
         # ones from them, in buffers of their own (the step donates both trees)
-        raw, _ = checkpoint.load_weights(run, like_params, ema=True)
+        raw = jax.tree.map(lambda a: a.copy(), ema)
     return raw, ema
 
 
