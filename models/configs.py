@@ -360,6 +360,14 @@ _TINY_DEEP = replace(_TINY_MLP, name="dit-tiny-deep",
                      dit=replace(_TINY_MLP.dit, depth=8),
                      train=replace(_TINY_MLP.train, steps=10500))
 
+# dit-tiny-deep as ONE run on both cores (no ``taskset``), 16000 steps x 16 = 256K fresh
+# videos: more training videos were the only change that moved the uniform jitter (a 5000-
+# step fine-tune of tiny-deep-uniform on 80K more videos: ID 0.180 -> 0.162, docs/results.md
+# round ten). Measured on idle cores: 0.41 s per step with both cores on one run (0.65-0.79
+# with one run per core), so 16000 steps fit the 2-hour budget.
+_TINY_DEEP2C = replace(_TINY_DEEP, name="dit-tiny-deep2c",
+                       train=replace(_TINY_DEEP.train, steps=16000))
+
 # dit-tiny-deep with the error of the x-prediction weighted as a velocity error
 # (``diffusion.x_loss="v"``: |x - x̂|² / t², JiT's loss), on the 2-hour budget (9000 steps:
 # dit-tiny-deep ran 0.65-0.79 s per step, one run per core).
@@ -429,6 +437,7 @@ PRESETS: dict[str, Config] = {
     "dit-tiny-xfade": _TINY_XFADE,
     "dit-tiny-mlp": _TINY_MLP,
     "dit-tiny-deep": _TINY_DEEP,
+    "dit-tiny-deep2c": _TINY_DEEP2C,
     "dit-tiny-vloss": _TINY_VLOSS,
     "dit-tiny-2lev": _TINY_2LEV,
     "dit-tiny-top": _TINY_TOP,
