@@ -30,8 +30,9 @@ frames (:mod:`evals.scene_parse`), to the pixel checks of :mod:`evals.scene_chec
 (``vanish``, ``appear``, ``color``, ``shape``, ``static``, ``pass_through`` (their
 ``penetration``), ``teleport`` (their ``jump``)):
 
-- ``unsupported``: a dynamic body at rest over three frames touching nothing (a frozen
-  scene with an object in mid-air).
+- ``unsupported``: a dynamic body at rest over three frames that no chain of contacts
+  joins to a static body or the box (a frozen scene with an object in mid-air, or a bar
+  and the ball on it resting on each other in mid-air).
 - ``acceleration``: a body in free flight (clear of everything by more than it moves) whose
   fitted acceleration is not gravity.
 - ``spontaneous``: from rest, a body moves farther than free fall allows in the first
@@ -179,6 +180,10 @@ class JudgeConfig:
         PHYRE-like scenes); only chains whose area and elongation match (log,
         ``glide_area``) bodies of their colour none of which can roll (a ball rolls
         freely: convex and less than ``glide_elong`` elongated; jars are hollow).
+      hold_frames, hold_min, hold_move: a ball whose supports are all tilted (``SceneTracks.
+        tilt`` > 0) over ``hold_frames`` intervals must roll at least ``d = (5/7) g
+        sin(tilt) t² / 2`` over them; where ``d >= hold_min`` (units) and it moves less than
+        ``hold_move * d``, it is ``unsupported`` (a frozen ball on a slope or a rim).
     """
 
     parse: str = "exact"
@@ -233,6 +238,9 @@ class JudgeConfig:
     glide_shape: float = 1.1
     glide_area: float = 0.15
     glide_elong: float = 1.3
+    hold_frames: int = 8
+    hold_min: float = 0.3
+    hold_move: float = 0.25
 
 
 JUDGE_PRESETS: dict[str, JudgeConfig] = {
@@ -658,6 +666,14 @@ class SceneTracks:
       area: (T, M) px².
       clearance: (T, M) px from the blob to anything else (other blobs, static pixels, the
         frame border), NaN where absent.
+      grounded: (T, M) bool, the blob is joined to a static pixel or the frame border by
+        a chain of contacts (clearance at most ``support_px`` between consecutive links:
+        dynamic blobs of any colour, static-colour pixels, the border); False where absent.
+      tilt: (T, M) radians, how far from straight below the blob's nearest support lies:
+        0 when its contacts (material within ``support_px``, walls) lie on both sides of
+        the vertical through its centroid, or one straight below it within a pixel's
+        angular width; pi/2 with no contact below its centre; NaN where absent. A round
+        body with a tilted support cannot rest: it rolls.
       elongation: (T, M) major over minor RMS extent of the blob (1 for a disc), NaN where
         absent.
       angle: (T, M) its major axis direction, radians (``scene_parse.Blobs.angle``).
@@ -674,15 +690,19 @@ class SceneTracks:
     color: np.ndarray
     present: np.ndarray
     resolution: int
+    grounded: np.ndarray
+    tilt: np.ndarray
 
 
-def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
+def scene_tracks(parsed, ref, config="exact", gravity=(0.0, -1.0),
+                 friction: float = 0.0) -> SceneTracks:
     """Link the dynamic-colour blobs of a :class:`evals.scenes.SceneParse` into chains.
 
     A blob continues a chain of the previous frame when it is the mutual nearest blob of
     its colour within ``ref.jump_px`` and their log areas differ by less than
     ``link_area``. Specks (below ``scenes`` config ``speck_frac`` of the colour's smallest
-    object) are left out.
+    object) are left out. ``gravity`` (2,) world units/s² (only its direction is used) and
+    the ``friction`` coefficient set the support ``tilt``.
     """
     from evals import scene_parse as sp
     from evals.scenes import SCENE_PRESETS
@@ -696,9 +716,16 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
     border = np.minimum(np.minimum(rows + 0.5, res - rows - 0.5),
                         np.minimum(cols + 0.5, res - cols - 0.5))  # fmt: skip
     frames: list[list[tuple]] = []  # (class, centroid, area, clearance, elongation, angle)
+    grounded_items: list[np.ndarray] = []  # (items,) bool per frame
+    tilt_items: list[list[float]] = []
+    g = np.asarray(gravity, np.float64)
+    down = np.array([g[0], -g[1]], np.float64) / max(float(np.hypot(*g)), 1e-12)  # (col, row)
+    cone = float(np.arctan(max(friction, 0.0)))  # friction cone half-angle, radians
     for k in range(n_t):
         material = total[k] > 0.1
-        items = []
+        static_px = (parsed.memb[k, ..., ref.static_class] > 0.1 if ref.static_class >= 0
+                     else np.zeros_like(material))  # fmt: skip
+        items, masks, dists, tilts = [], [], [], []
         for cls in ref.dynamic_classes:
             objs = (ref.body_class == cls) & ~ref.static
             min_area = speck * float(ref.area[objs].min())
@@ -707,12 +734,19 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
                 if b.area[j] < min_area:
                     continue
                 mine = b.labels == j
-                others = material & ~mine
-                d = sp.distance_to(others)[mine]
-                clr = float(min(d.min(initial=np.inf), border[mine].min(initial=np.inf)) - 0.5)
+                d = sp.distance_to(mine)  # (R, R) px to the blob; symmetric set distance
+                edge = float(border[mine].min(initial=np.inf))
+                clr = float(min(d[material & ~mine].min(initial=np.inf), edge) - 0.5)
+                ground = min(float(d[static_px & ~mine].min(initial=np.inf)), edge) - 0.5
                 items.append((cls, b.centroid[j], float(b.area[j]), clr,
                               float(_elongation(b.extents[j])), float(b.angle[j])))
+                masks.append(mine)
+                dists.append((d, ground <= cfg.support_px))
+                tilts.append(_support_tilt(b.centroid[j], d, material & ~mine, border, mine,
+                                           down, cfg.support_px, cone))
         frames.append(items)
+        grounded_items.append(_grounded(masks, dists, cfg.support_px))
+        tilt_items.append(tilts)
     chains: list[list[tuple[int, int]]] = []  # (frame, item)
     tail: dict[int, int] = {}  # item index in the previous frame -> chain
     for k in range(n_t):
@@ -744,15 +778,128 @@ def scene_tracks(parsed, ref, config="exact") -> SceneTracks:
     clr = np.full((n_t, m), np.nan)
     elong = np.full((n_t, m), np.nan)
     angle = np.full((n_t, m), np.nan)
+    grounded = np.zeros((n_t, m), bool)
+    tilt = np.full((n_t, m), np.nan)
     color = np.array([frames[items[0][0]][items[0][1]][0] for items in chains], np.int64)
     for ch, items in enumerate(chains):
         for k, b_ in items:
             _, p, a, c_, e_, an = frames[k][b_]
             cen[k, ch] = world.pixel_to_world(p, res)
             area[k, ch], clr[k, ch], elong[k, ch], angle[k, ch] = a, c_, e_, an
+            grounded[k, ch] = grounded_items[k][b_]
+            tilt[k, ch] = tilt_items[k][b_]
     return SceneTracks(centroid=cen, area=area, clearance=clr, elongation=elong, angle=angle,
-                       color=color,
-                       present=np.isfinite(area), resolution=int(res))  # fmt: skip
+                       color=color, present=np.isfinite(area), resolution=int(res),
+                       grounded=grounded, tilt=tilt)  # fmt: skip
+
+
+def _nearest_points(dist: np.ndarray):
+    """(rows, cols) of the local minima (3x3, ties kept) of ``dist`` (R, R), ``inf`` off
+    the contact: one point per touching surface, where it comes nearest the body (the
+    contact points), not every pixel within reach, which spread around a tilted
+    tangent's contact to both sides of straight below."""
+    rows, cols = np.nonzero(np.isfinite(dist))
+    if not len(rows):
+        return rows, cols
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    sub = np.pad(dist[r0:r1, c0:c1], 1, constant_values=np.inf)
+    h, w = r1 - r0, c1 - c0
+    low = np.full((h, w), np.inf)
+    for dr in (0, 1, 2):
+        for dc in (0, 1, 2):
+            if dr != 1 or dc != 1:
+                low = np.minimum(low, sub[dr:dr + h, dc:dc + w])
+    core = sub[1:-1, 1:-1]
+    rr, cc = np.nonzero(np.isfinite(core) & (core <= low))
+    return rr + r0, cc + c0
+
+
+def _contact_points(dist: np.ndarray, centroid, near: float = 0.6) -> np.ndarray:
+    """(P, 2) px from ``centroid`` (col, row) to each contact point of a body.
+
+    ``dist`` (R, R) is the distance of contact material to the body (``inf`` elsewhere).
+    A contact point is a local minimum of it (:func:`_nearest_points`) within ``near`` px
+    of the smallest distance of its connected piece of material: pixel steps ripple the
+    distance along a tilted tangent, with minima away from the tangent point that come
+    nearer straight below; the tangent point itself is the piece's nearest. A piece that
+    touches the body at two places (a jar's floor and wall) keeps both. The tilt read
+    from these points errs low (fewer flags), not high.
+    """
+    from evals import scene_parse as sp
+
+    rows, cols = _nearest_points(dist)
+    if not len(rows):
+        return np.zeros((0, 2))
+    labels = np.full(dist.shape, -1, np.int64)
+    sp._label(np.isfinite(dist), labels)
+    lab, dv = labels[rows, cols], dist[rows, cols]
+    low = np.full(lab.max() + 1, np.inf)
+    np.minimum.at(low, lab, dv)
+    keep = dv <= low[lab] + near
+    return np.stack([cols[keep] + 0.5, rows[keep] + 0.5], -1) - np.asarray(centroid, np.float64)
+
+
+def _support_tilt(centroid, d, others, border, mine, down, support_px: float,
+                  cone: float = 0.0) -> float:
+    """Tilt (radians) of one blob's support; see :class:`SceneTracks` ``tilt``.
+
+    A contact pushes a round body along the line from the contact point to its centre
+    (plus friction, within ``cone`` of it), so the contacts can hold its weight when
+    straight below lies in the cone their directions span: one contact straight below, or
+    two on either side of it less than pi apart through below (a ball on a slope wedged
+    under an overhang is held). Each direction is known to a pixel's angular width.
+
+    Args:
+      centroid: (2,) px (col, row) of the blob.
+      d: (R, R) px from each pixel centre to the blob.
+      others: (R, R) bool material that is not the blob.
+      border: (R, R) px from each pixel centre to the frame's edge.
+      mine: (R, R) bool the blob.
+      down: (2,) unit gravity direction in (col, row).
+      support_px: the largest clearance (px) of a contact.
+      cone: the friction cone's half-angle ``atan(mu)`` (radians), which widens what a
+        pair of contacts can hold.
+    """
+    vec = _contact_points(np.where(others & (d - 0.5 <= support_px), d, np.inf), centroid)
+    width = np.arctan2(0.71, np.maximum(np.hypot(vec[:, 0], vec[:, 1]), 1e-9))
+    r_b, c_b = np.nonzero(mine & (border - 0.5 <= support_px))
+    if len(r_b):  # a wall is touched along its normal
+        res = mine.shape[0]
+        side = np.argmin(np.stack([c_b + 0.5, res - c_b - 0.5, r_b + 0.5, res - r_b - 0.5]), 0)
+        normals = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])[side]
+        vec = np.concatenate([vec, normals])
+        width = np.concatenate([width, np.zeros(len(normals))])
+    if not len(vec):
+        return float(np.pi / 2)
+    phi = np.arctan2(vec[:, 0] * down[1] - vec[:, 1] * down[0], vec @ down)
+    off = np.abs(phi) - width  # (P,) radians from straight below, at the nearest
+    if (off <= 0).any():
+        return 0.0  # a contact straight below within a pixel
+    right, left = off[phi > 0] - cone, off[phi < 0] - cone
+    if len(right) and len(left) and max(right.min(), 0) + max(left.min(), 0) <= np.pi:
+        return 0.0  # contacts on both sides, less than pi apart through straight below
+    return float(min(off.min(), np.pi / 2))
+
+
+def _grounded(masks: list, dists: list, support_px: float) -> np.ndarray:
+    """(B,) bool: which of one frame's B blobs a chain of contacts joins to the ground.
+
+    Args:
+      masks: B (R, R) bool blob masks.
+      dists: B pairs (distance to the blob (R, R) px, touches the ground directly).
+      support_px: the largest clearance (px) between two blobs that touch.
+    """
+    n = len(masks)
+    on = np.array([g for _, g in dists], bool)
+    todo = list(np.nonzero(on)[0])
+    while todo:  # breadth-first from the blobs that touch a static body or the border
+        i = todo.pop()
+        d = dists[i][0]
+        for j in range(n):
+            if not on[j] and d[masks[j]].min() - 0.5 <= support_px:
+                on[j] = True
+                todo.append(j)
+    return on
 
 
 def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
@@ -775,7 +922,7 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     ck = {_SCENE_NAMES.get(c, c): base[c] for c in scenes.CHECKS}
     st: dict = {k: v for k, v in base.items() if k.endswith("_max")}
     st["first_frame"] = {_SCENE_NAMES.get(c, c): f for c, f in base["first_frame"].items()}
-    tracks = scene_tracks(parsed, ref, cfg)
+    tracks = scene_tracks(parsed, ref, cfg, laws.gravity, laws.friction)
     px = world.WORLD_SIZE / tracks.resolution  # units per px
     n_t, n_c = tracks.present.shape
     t = np.arange(n_t) * laws.dt
@@ -795,9 +942,9 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     acc_dev = launch = 0.0
     rebound = 0.0
     for m in range(n_c):
-        # Unsupported at rest: three frames still, touching nothing.
+        # Unsupported at rest: three frames still, joined to no static body or wall.
         for k in range(max(c, 1), n_t - 1):
-            if rest[k - 1, m] and rest[k, m] and clr[k, m] > cfg.support_px:
+            if rest[k - 1, m] and rest[k, m] and not tracks.grounded[k, m]:
                 unsupported = True
         # Free flight at g.
         fits = []
@@ -869,6 +1016,8 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
             if rise > cfg.rise_tol and not _pushed(tracks, m, k - 1, k + 1,
                                                    cfg.push * rise / laws.dt):
                 spont = True
+    roll = _still_on_slope(tracks, ref, laws, cfg, c, merged) if g_abs > 0 else 0.0
+    unsupported |= roll > 0
     # Teleports of a colour only one body has (its colour centroid is that body's).
     jump_max = 0.0
     for cls in ref.dynamic_classes:
@@ -901,8 +1050,50 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     ck.update(unsupported=unsupported, acceleration=accel, spontaneous=spont, energy=energy,
               friction=glide > 0)
     st.update(accel_dev_max=acc_dev, rebound_max=rebound, launch_max=launch, n_chains=n_c,
-              jump_excess_max=jump_max, com_rise_max=com_rise, glide_speed_max=glide)
+              jump_excess_max=jump_max, com_rise_max=com_rise, glide_speed_max=glide,
+              still_on_slope_max=roll)
     return _verdict(ck, SCENE_CHECKS, st)
+
+
+def _still_on_slope(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int,
+                    merged: np.ndarray) -> float:
+    """Largest roll (world units) that a ball resting on a tilted support should have made
+    over ``hold_frames`` intervals and did not; 0 when there is none.
+
+    A ball (a chain whose area and elongation match only bodies of its colour that can
+    roll) whose supports all lie to one side of straight below (``tracks.tilt`` > 0 in
+    every frame of the window) rolls down from rest at least at ``(5/7) g sin(tilt)``
+    (rolling without slipping; faster when it slips). Over a window of ``W`` intervals it
+    must travel ``d = (5/7) g sin(tilt) (W dt)² / 2``, the tilt the window's least; a window
+    where ``d >= hold_min`` and the ball moves less than ``hold_move * d`` is flagged.
+    """
+    n_t, n_c = tracks.present.shape
+    w = cfg.hold_frames
+    if n_t <= w:
+        return 0.0
+    g_abs = float(np.linalg.norm(laws.g))
+    elong = _elongation(ref.extents)
+    rolls = (elong < cfg.glide_elong) & ref.convex
+    best = 0.0
+    for m in range(n_c):
+        mine = (ref.body_class == tracks.color[m]) & ~ref.static
+        for k in range(max(c, 0), n_t - w):
+            fr = np.arange(k, k + w + 1)
+            if not tracks.present[fr, m].all() or merged[fr[:-1], m].any():
+                continue
+            a = tracks.area[fr, m]
+            e = tracks.elongation[fr, m]
+            one = (np.abs(np.log(np.median(a) / ref.area[mine])) < cfg.glide_area) & (
+                np.abs(np.log(np.median(e) / elong[mine])) < cfg.glide_area)
+            if not one.any() or not rolls[mine][one].all():
+                continue  # not a ball
+            tilt = float(np.min(tracks.tilt[fr, m]))
+            need = 0.5 * (5 / 7) * g_abs * np.sin(min(tilt, np.pi / 2)) * (w * laws.dt) ** 2
+            moved = float(np.max(np.linalg.norm(tracks.centroid[fr, m] - tracks.centroid[k, m],
+                                                axis=-1)))  # fmt: skip
+            if need >= cfg.hold_min and moved < cfg.hold_move * need:
+                best = max(best, need - moved)
+    return best
 
 
 def _elongation(extents: np.ndarray) -> np.ndarray:
