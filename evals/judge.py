@@ -1055,6 +1055,13 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     return _verdict(ck, SCENE_CHECKS, st)
 
 
+def _bodies_like(area, elong, areas, elongs, tol: float) -> np.ndarray:
+    """(N,) bool: which of N bodies (px² ``areas``, ``elongs``) a chain whose blob had
+    ``area`` and ``elong`` over some frames (median) could be: both within ``tol`` (log)."""
+    return (np.abs(np.log(np.median(area) / areas)) < tol) & (
+        np.abs(np.log(np.median(elong) / elongs)) < tol)
+
+
 def _still_on_slope(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int,
                     merged: np.ndarray) -> float:
     """Largest roll (world units) that a ball resting on a tilted support should have made
@@ -1083,8 +1090,7 @@ def _still_on_slope(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: i
                 continue
             a = tracks.area[fr, m]
             e = tracks.elongation[fr, m]
-            one = (np.abs(np.log(np.median(a) / ref.area[mine])) < cfg.glide_area) & (
-                np.abs(np.log(np.median(e) / elong[mine])) < cfg.glide_area)
+            one = _bodies_like(a, e, ref.area[mine], elong[mine], cfg.glide_area)
             if not one.any() or not rolls[mine][one].all():
                 continue  # not a ball
             tilt = float(np.min(tracks.tilt[fr, m]))
@@ -1135,8 +1141,7 @@ def _glide_speed(tracks: SceneTracks, m: int, fr, t, areas, elong, rolls,
     if np.abs(np.log(a / a[0])).max() > cfg.merge_area:
         return 0.0  # merging with or parting from a body of its colour
     e = tracks.elongation[fr, m]
-    one = (np.abs(np.log(np.median(a) / areas)) < cfg.glide_area) & (
-        np.abs(np.log(np.median(e) / elong)) < cfg.glide_area)
+    one = _bodies_like(a, e, areas, elong, cfg.glide_area)
     if not one.any() or rolls[one].any():
         return 0.0  # not a body that cannot roll
     turn = np.abs(np.angle(np.exp(2j * (tracks.angle[fr, m] - tracks.angle[fr[0], m])))) / 2
