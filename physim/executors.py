@@ -54,7 +54,20 @@ def _os_threads() -> int:
         return -1
 
 
-_BASE_THREADS = _os_threads()  # at import: numpy's BLAS pool (fork-aware) and this thread
+def _load_blas() -> None:
+    """Load now the BLAS that physim's kernels bring in, so that its threads count in
+    :data:`_BASE_THREADS`: the first compiled kernel a process loads sets up numba's CPU
+    target, whose ``numba.np.arraymath`` imports SciPy's BLAS, and SciPy's bundled OpenBLAS
+    starts its thread pool then (fork-aware, like NumPy's). Counted after that, a
+    ``physim generate`` that has loaded its kernels (to check the plan) still forks."""
+    try:
+        import numba.np.arraymath  # noqa: F401
+    except ImportError:
+        pass
+
+
+_load_blas()
+_BASE_THREADS = _os_threads()  # numpy's and SciPy's BLAS pools (fork-aware), this thread
 
 
 def start_method() -> str:

@@ -62,9 +62,11 @@ def test_manifest_contents(tmp_path):
 
 
 def test_forked_workers_write_the_same_bytes(tmp_path):
-    """The CLI process is single-threaded, so its pool forks (no re-import per worker);
-    its shards are the bytes one in-process worker writes."""
-    code = ("import physim.executors as e, physim.cli as c, sys; print(e.start_method()); "
+    """The CLI process is single-threaded, so its pool forks (no re-import per worker),
+    also after it has loaded its kernels to check the plan (which starts SciPy's BLAS
+    threads); its shards are the bytes one in-process worker writes."""
+    code = ("import physim.executors as e, physim.cli as c, sys; m = e.start_method; "
+            "e.start_method = lambda: print(m(), flush=True) or m(); "  # what the pool uses
             "sys.exit(c.main(sys.argv[1:]))")
     r = subprocess.run([sys.executable, "-c", code, "generate", "collision", "--n", "60",
                         "--seed", "3", "--shard-size", "10", "--workers", "2",
