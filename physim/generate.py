@@ -179,16 +179,30 @@ def sidecars_present(out, plan: Plan) -> bool:
     return all((Path(out) / plan.sidecar_file(k)).exists() for k in range(plan.n_shards))
 
 
-def split_summary(out, plan: Plan) -> dict | None:
+def _written_info(out, plan: Plan, k: int, info: dict) -> dict | None:
+    """``info`` if shard ``k`` is still the one this process wrote with it (its sidecar
+    says the same and the file has its size), else None: no re-read, no re-hash."""
+    path, side = Path(out) / plan.shard_file(k), Path(out) / plan.sidecar_file(k)
+    try:
+        same = side.read_text() == _canon(info) + "\n" and path.stat().st_size == info["bytes"]
+    except (OSError, KeyError):
+        return None
+    return info if same else None
+
+
+def split_summary(out, plan: Plan, written: dict | None = None) -> dict | None:
     """Manifest entry of a split if all its shards have sidecars, else None. Each shard is
     verified against its sidecar (:func:`verified_info`) first, so a sidecar that does not
     describe its shard never enters the manifest (``ValueError`` naming the shard and the
-    command that repairs it)."""
+    command that repairs it). ``written``: {k: info} of shards this process has just
+    written and hashed itself; they are checked by sidecar and size only."""
     if not sidecars_present(out, plan):
         return None
+    written = written or {}
     infos = []
     for k in range(plan.n_shards):
-        info = verified_info(out, plan, k)
+        info = _written_info(out, plan, k, written[k]) if k in written else None
+        info = info or verified_info(out, plan, k)
         if info is None:
             raise ValueError(
                 f"{out}: shard {plan.shard_file(k)} of split {plan.split!r} does not match its "
@@ -219,12 +233,13 @@ def split_summary(out, plan: Plan) -> dict | None:
     }
 
 
-def build_manifest(out) -> dict | None:
-    """Manifest of every complete split in ``out`` (None if no split is complete)."""
+def build_manifest(out, written: dict | None = None) -> dict | None:
+    """Manifest of every complete split in ``out`` (None if no split is complete).
+    ``written``: {split: {k: info}} of shards this process has just written."""
     out = Path(out)
     splits, first = {}, None
     for plan in _existing_plans(out):
-        summary = split_summary(out, plan)
+        summary = split_summary(out, plan, (written or {}).get(plan.split))
         if summary is not None:
             splits[plan.split] = summary
             first = first or plan
@@ -254,8 +269,8 @@ def build_manifest(out) -> dict | None:
     }
 
 
-def write_manifest(out) -> dict | None:
-    manifest = build_manifest(out)
+def write_manifest(out, written: dict | None = None) -> dict | None:
+    manifest = build_manifest(out, written)
     if manifest is not None:
         text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
         sh.atomic_write(Path(out) / "manifest.json", text.encode())
@@ -416,6 +431,7 @@ def generate(
     todo = [k for k in todo_range if verified_info(out, plan, k) is None]
     plan_json = plan.to_json()
     videos = 0
+    written: dict[int, dict] = {}
     bar = None
     # Workers start here, before the progress bar's thread (forked where that is safe).
     results = executors.run_shards(out, plan_json, todo, workers, executor, address)
@@ -428,6 +444,7 @@ def generate(
                        smoothing=0.1)
         for info in results:
             videos += info["count"]
+            written[info["shard"]] = info
             if bar is not None:
                 bar.update(len(plan.indices(info["shard"])))
     finally:
@@ -438,7 +455,8 @@ def generate(
     with sh.folder_lock(out):
         # (write_manifest verifies every split's shards; checking completeness first must
         # not read them a second time)
-        manifest = write_manifest(out) if sidecars_present(out, plan) else None
+        manifest = (write_manifest(out, {plan.split: written})
+                    if sidecars_present(out, plan) else None)
     return {
         "out": str(out),
         "coverage_warning": coverage_warning(plan),

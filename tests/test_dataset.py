@@ -267,3 +267,24 @@ def test_per_video_scenarios_use_record_shards(tmp_path, monkeypatch):
     mirrored = ds.frames(2, resolution=16, flip=True)
     assert np.abs(mirrored.astype(int) - want[:, :, ::-1]).max() <= 1
     assert dataclasses.is_dataclass(rec)
+
+
+def test_manifest_of_just_written_shards_equals_the_fully_verified_one(tmp_path):
+    """generate writes the manifest from the infos of the shards it has just written and
+    hashed (sidecar and size checked, no re-read); that manifest is the one a full
+    verification of every shard builds. A sidecar that no longer says what this process
+    wrote is verified in full again, and one that does not describe its shard is refused."""
+    out = tmp_path / "d"
+    gen(out, n=60, shard_size=10, workers=2)
+    written = json.loads((out / "manifest.json").read_text())
+    assert generate.build_manifest(out) == written  # every shard re-read and re-hashed
+    plan = generate.read_plan(out, "train")
+    infos = {k: json.loads((out / plan.sidecar_file(k)).read_text()) for k in range(6)}
+    assert generate._written_info(out, plan, 0, infos[0]) == infos[0]
+    stale = {**infos[0], "sha256": "0" * 64}  # not what the sidecar on disk says
+    assert generate._written_info(out, plan, 0, stale) is None
+    assert generate.split_summary(out, plan, {0: stale}) == written["splits"]["train"]
+    side = out / plan.sidecar_file(1)
+    side.write_text(json.dumps({**infos[1], "count": 9}))
+    with pytest.raises(ValueError, match="does not match its sidecar"):
+        generate.split_summary(out, plan, {0: infos[0], 1: infos[1]})
