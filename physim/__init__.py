@@ -19,23 +19,20 @@ __all__ = ["Objects", "Record", "Trajectory", "world", "__version__"]
 
 
 def __getattr__(name):
-    # Lazy imports keep `import physim` cheap (Numba compiles on first use only).
+    # Lazy imports keep `import physim` cheap (Numba compiles on first use only). The
+    # value is then bound in the module, so later lookups skip this function (it cost a
+    # microsecond of every per-video `physim.simulate` call).
     if name == "simulate":
-        from physim.physics import simulate
-
-        return simulate
-    if name == "render":
+        from physim.physics import simulate as value
+    elif name == "render":
         # The module is callable (it forwards to physim.render.render), so the name means
         # the same whether or not the submodule was imported first.
-        import physim.render as render
-
-        return render
-    if name == "scenario":
-        from physim.scenarios import scenario
-
-        return scenario
-    if name == "dataset":
-        import physim.dataset as dataset
-
-        return dataset
-    raise AttributeError(f"module 'physim' has no attribute {name!r}")
+        import physim.render as value
+    elif name == "scenario":
+        from physim.scenarios import scenario as value
+    elif name == "dataset":
+        import physim.dataset as value
+    else:
+        raise AttributeError(f"module 'physim' has no attribute {name!r}")
+    globals()[name] = value
+    return value

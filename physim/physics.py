@@ -515,6 +515,17 @@ def _gravity_xy(gravity) -> tuple[float, float]:
     return gx, gy
 
 
+_F64 = np.dtype(np.float64)
+
+
+def _f64(a) -> np.ndarray:
+    """``a`` as a C-contiguous float64 array; ``a`` itself when it is one already (without
+    the 0.3 µs of ``np.ascontiguousarray``, a tenth of a per-video call)."""
+    if type(a) is np.ndarray and a.dtype == _F64 and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
 def simulate(
     objects: world.Objects,
     positions0,
@@ -540,10 +551,8 @@ def simulate(
     Returns:
       A :class:`~physim.record.Trajectory` with T = ``n_frames`` states.
     """
-    radii = np.ascontiguousarray(objects.radii, dtype=np.float64)
-    masses = np.ascontiguousarray(objects.masses, dtype=np.float64)
-    pos0 = np.ascontiguousarray(positions0, dtype=np.float64)
-    vel0 = np.ascontiguousarray(velocities0, dtype=np.float64)
+    radii, masses = _f64(objects.radii), _f64(objects.masses)
+    pos0, vel0 = _f64(positions0), _f64(velocities0)
     n = radii.shape[0]
     if n > 16:
         raise ValueError(f"at most 16 discs per video are supported, got {n}")
