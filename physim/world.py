@@ -18,6 +18,7 @@ kept alongside for records and reports.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -140,10 +141,25 @@ class Objects:
 
     @property
     def shape_codes(self) -> np.ndarray:
-        """(N,) int32 codes of :attr:`shapes`."""
-        return np.array([SHAPE_CODES[s] for s in self.shapes], dtype=np.int32)
+        """(N,) int32 codes of :attr:`shapes` (read-only, shared by equal shape tuples)."""
+        return _shape_codes(tuple(self.shapes))
 
     @property
     def rgb(self) -> np.ndarray:
-        """(N, 3) uint8 colours."""
-        return np.stack([color_rgb(c) for c in self.colors])
+        """(N, 3) uint8 colours (read-only, shared by equal colour tuples)."""
+        return _rgb(tuple(self.colors))
+
+
+# Per-call renders read these for every video; a few thousand distinct tuples at most.
+@functools.lru_cache(maxsize=4096)
+def _shape_codes(shapes: tuple[str, ...]) -> np.ndarray:
+    out = np.array([SHAPE_CODES[s] for s in shapes], dtype=np.int32)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _rgb(colors: tuple[str, ...]) -> np.ndarray:
+    out = np.stack([color_rgb(c) for c in colors])
+    out.flags.writeable = False
+    return out
