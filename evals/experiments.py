@@ -216,7 +216,7 @@ def _ambiguity(scale, scenarios):
 
 # The quickstart's models: one preset per basic scenario, trained on its endless stream;
 # the shipped checkpoints (models/checkpoints/index.json, "quickstart": true) are these runs.
-QUICKSTART_MODELS = {"uniform": ModelSpec("dit-tiny-deep"),
+QUICKSTART_MODELS = {"uniform": ModelSpec("dit-tiny-deep2c"),
                      "collision": ModelSpec("dit-tiny-2lev"),
                      "parabola": ModelSpec("dit-tiny")}
 
