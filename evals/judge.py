@@ -669,11 +669,11 @@ class SceneTracks:
       grounded: (T, M) bool, the blob is joined to a static pixel or the frame border by
         a chain of contacts (clearance at most ``support_px`` between consecutive links:
         dynamic blobs of any colour, static-colour pixels, the border); False where absent.
-      tilt: (T, M) radians, how far from straight below the blob's nearest support lies:
-        0 when its contacts (material within ``support_px``, walls) lie on both sides of
-        the vertical through its centroid, or one straight below it within a pixel's
-        angular width; pi/2 with no contact below its centre; NaN where absent. A round
-        body with a tilted support cannot rest: it rolls.
+      tilt: (T, M) radians, how far from straight below the blob's nearest contact point
+        lies (material within ``support_px``, walls; :func:`_support_tilt`): 0 when one
+        lies straight below within a pixel's angular width, or contacts on both sides of
+        straight below span it (less than pi apart through below); at most pi/2; NaN
+        where absent. A round body with a tilted support cannot rest: it rolls.
       elongation: (T, M) major over minor RMS extent of the blob (1 for a disc), NaN where
         absent.
       angle: (T, M) its major axis direction, radians (``scene_parse.Blobs.angle``).
@@ -735,15 +735,16 @@ def scene_tracks(parsed, ref, config="exact", gravity=(0.0, -1.0),
                     continue
                 mine = b.labels == j
                 d = sp.distance_to(mine)  # (R, R) px to the blob; symmetric set distance
+                others = material & ~mine
                 edge = float(border[mine].min(initial=np.inf))
-                clr = float(min(d[material & ~mine].min(initial=np.inf), edge) - 0.5)
+                clr = float(min(d[others].min(initial=np.inf), edge) - 0.5)
                 ground = min(float(d[static_px & ~mine].min(initial=np.inf)), edge) - 0.5
                 items.append((cls, b.centroid[j], float(b.area[j]), clr,
                               float(_elongation(b.extents[j])), float(b.angle[j])))
                 masks.append(mine)
                 dists.append((d, ground <= cfg.support_px))
-                tilts.append(_support_tilt(b.centroid[j], d, material & ~mine, border, mine,
-                                           down, cfg.support_px, cone))
+                tilts.append(_support_tilt(b.centroid[j], d, others, border, mine, down,
+                                           cfg.support_px, cone))
         frames.append(items)
         grounded_items.append(_grounded(masks, dists, cfg.support_px))
         tilt_items.append(tilts)
@@ -1055,6 +1056,13 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     return _verdict(ck, SCENE_CHECKS, st)
 
 
+def _rolling_bodies(ref, cfg: JudgeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) elongation of each reference body and (N,) bool whether it rolls freely: a
+    ball, convex and less than ``glide_elong`` elongated (jars are hollow, bars long)."""
+    elong = _elongation(ref.extents)
+    return elong, (elong < cfg.glide_elong) & ref.convex
+
+
 def _bodies_like(area, elong, areas, elongs, tol: float) -> np.ndarray:
     """(N,) bool: which of N bodies (px² ``areas``, ``elongs``) a chain whose blob had
     ``area`` and ``elong`` over some frames (median) could be: both within ``tol`` (log)."""
@@ -1079,8 +1087,7 @@ def _still_on_slope(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: i
     if n_t <= w:
         return 0.0
     g_abs = float(np.linalg.norm(laws.g))
-    elong = _elongation(ref.extents)
-    rolls = (elong < cfg.glide_elong) & ref.convex
+    elong, rolls = _rolling_bodies(ref, cfg)
     best = 0.0
     for m in range(n_c):
         mine = (ref.body_class == tracks.color[m]) & ~ref.static
@@ -1115,8 +1122,7 @@ def _glide(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int) -> fl
     n_t, n_c = tracks.present.shape
     w = cfg.glide_frames
     t = np.arange(w + 1) * laws.dt
-    elong = _elongation(ref.extents)  # (N,) of each body
-    rolls = (elong < cfg.glide_elong) & ref.convex  # balls; jars (hollow) and bars cannot
+    elong, rolls = _rolling_bodies(ref, cfg)
     best = 0.0
     for m in range(n_c):
         mine = (ref.body_class == tracks.color[m]) & ~ref.static
