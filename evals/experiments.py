@@ -59,15 +59,15 @@ SCALES: dict[str, Scale] = {
         name="paper", resolution=128,
         models={"S": ModelSpec("dit-s"), "B": ModelSpec("dit-b"), "L": ModelSpec("dit-l"),
                 "XL": ModelSpec("dit-xl")},
-        data={"30K": 30_000, "300K": 300_000, "3M": 3_000_000, "0.6M": 600_000,
-              "6M": 6_000_000},
+        data={"30K": 30_000, "300K": 300_000, "3M": 3_000_000, "6T": 600_000,
+              "30T": 3_000_000, "60T": 6_000_000},
         steps=100_000, batch=256, n_eval=100_000, vae=ModelSpec("vae-f8t4"), workers=64,
         n_attr=300_000),
     "cpu-mini": Scale(
         name="cpu-mini", resolution=32,
         models={"S": _tiny(2, 64, 2), "B": _tiny(4, 128, 4), "L": _tiny(6, 192, 6),
                 "XL": _tiny(8, 256, 8)},
-        data={"30K": 300, "300K": 3_000, "3M": 30_000, "0.6M": 600, "6M": 6_000},
+        data={"30K": 300, "300K": 3_000, "3M": 30_000, "6T": 600, "30T": 3_000, "60T": 6_000},
         steps=2000, batch=16, n_eval=128, train_overrides=_MINI_TRAIN, workers=1,
         n_attr=30_000),
     "micro": Scale(
@@ -75,7 +75,7 @@ SCALES: dict[str, Scale] = {
         models={k: ModelSpec("dit-px32", ("dit.depth=1", "dit.width=24", "dit.heads=2",
                                           "dit.patch=1,32,32"))
                 for k in ("S", "B", "L", "XL")},
-        data={"30K": 8, "300K": 16, "3M": 32, "0.6M": 8, "6M": 16},
+        data={"30K": 8, "300K": 16, "3M": 32, "6T": 8, "30T": 16, "60T": 16},
         steps=2, batch=2, n_eval=3, sample_steps=2,
         train_overrides=("train.warmup=1", "train.log_every=1", "train.ckpt_every=2"),
         n_attr=8),
@@ -189,7 +189,11 @@ def _attributes(scale, scenarios):
 
 def _combinatorial(scale, scenarios):
     out = []
-    for n, d in ((6, "0.6M"), (30, "3M"), (60, "6M")):
+    # Training sets keyed by template count ("6T": the paper's 0.6M videos, 100K per
+    # template), so that every scale keeps the paper's 6 : 30 : 60 ratio (the scaling
+    # experiment's "3M" is another size at cpu-mini).
+    for n in (6, 30, 60):
+        d = f"{n}T"
         ev = (EvalSet(f"comb{n}-eval", "combinatorial", ("in-template", "out-of-template"),
                       (("templates", str(n)),), ("abnormal", "video")),)
         out.append(Cell(f"combinatorial-{n}", "combinatorial",

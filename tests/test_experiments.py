@@ -48,6 +48,22 @@ def test_paper_scale_uses_paper_sizes(tmp_path):
     assert len(p.cells) == 9
 
 
+@pytest.mark.parametrize("scale", ["paper", "cpu-mini"])
+def test_combinatorial_training_sets_keep_the_papers_ratio(scale, tmp_path):
+    # 6 / 30 / 60 templates: 0.6M / 3M / 6M videos in the paper, 100K per template
+    p = pl.plan("combinatorial", scale, tmp_path)
+    text = "\n".join(s.shell() for s in p.stages)
+    sizes = {}
+    for n in (6, 30, 60):
+        gen = [line for line in text.splitlines() if "--split train " in line
+               and line.endswith(f"templates={n}")]
+        assert len(gen) == 1
+        sizes[n] = int(gen[0].split("--n ")[1].split()[0])
+    assert sizes[30] == 5 * sizes[6] and sizes[60] == 10 * sizes[6]
+    if scale == "paper":
+        assert sizes[6] == 600_000
+
+
 def test_mini_scale_is_small_and_restrictable(tmp_path):
     p = pl.plan("scaling", "cpu-mini", tmp_path, scenarios=["uniform"], models=["S"],
                 data=["30K", "3M"])
