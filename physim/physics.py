@@ -473,15 +473,15 @@ def trajectory_from_batch(out: dict, b: int, dt: float = world.FRAME_DT) -> Traj
 
 @nb.njit(cache=True)
 def _simulate_one(radii, masses, pos0, vel0, gx, gy, restitution, walls, wall_restitution,
-                  dt, size, times, states, ev_time, ev_frame, ev_pair):
+                  dt, size, times, positions, velocities, ev_time, ev_frame, ev_pair):
     """One video in one dispatch: its checks, its simulation and the arrays of its
     Trajectory, written into caller-allocated arrays (allocating and boxing arrays in Numba
     costs more than simulating one video).
 
-    Shapes: radii/masses (N,), pos0/vel0 (N,2); gravity (gx, gy); times (T,); states
-    (2,T,N,2) positions then velocities; ev_time (E,), ev_frame (E,) int32, ev_pair (E,2)
-    int32. Returns (code, number of events); code 0 is success, 1-6 are :data:`_INVALID`'s,
-    7 means more than E events.
+    Shapes: radii/masses (N,), pos0/vel0 (N,2); gravity (gx, gy); times (T,); positions and
+    velocities (T,N,2); ev_time (E,), ev_frame (E,) int32, ev_pair (E,2) int32. Returns
+    (code, number of events); code 0 is success, 1-6 are :data:`_INVALID`'s, 7 means more
+    than E events.
     """
     n = radii.shape[0]
     t, e = times.shape[0], ev_time.shape[0]
@@ -494,7 +494,8 @@ def _simulate_one(radii, masses, pos0, vel0, gx, gy, restitution, walls, wall_re
         times[k] = k * dt
     ev_count = np.zeros(1, dtype=np.int32)
     if simulate_batch_kernel(r2, m2, p2, v2, np.array((gx, gy)), restitution, walls,
-                             wall_restitution, t, dt, size, states[0:1], states[1:2],
+                             wall_restitution, t, dt, size, positions.reshape(1, t, n, 2),
+                             velocities.reshape(1, t, n, 2),
                              ev_time.reshape(1, e), ev_pair.reshape(1, e, 2), ev_count) >= 0:
         return 7, 0
     ne = ev_count[0]
@@ -516,6 +517,14 @@ def _gravity_xy(gravity) -> tuple[float, float]:
 
 
 _F64 = np.dtype(np.float64)
+_I32 = np.dtype(np.int32)
+_NDARRAY = np.ndarray
+_SIZE = world.WORLD_SIZE
+# ndarray.flags.num bits: C-contiguous | aligned.
+_PLAIN = 0x1 | 0x100
+# The compiled entry point of _simulate_one for the argument types of simulate()'s common
+# path, once _call_one has found it.
+_one_entry = None
 
 
 def _f64(a) -> np.ndarray:
@@ -524,6 +533,30 @@ def _f64(a) -> np.ndarray:
     if type(a) is np.ndarray and a.dtype == _F64 and a.flags.c_contiguous:
         return a
     return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _call_one(plain: bool, args: tuple):
+    """``_simulate_one(*args)`` through Numba's dispatcher, which types the 16 arguments
+    (2 of the 7 µs of a per-video call) and compiles or loads the overload.
+
+    ``plain`` says that the four input arrays are float64 ndarrays, C-contiguous and
+    aligned, with 1-D radii (2-D positions and velocities are checked by then): the types
+    of every such call are the same, so the overload's entry point is kept, and
+    :func:`simulate` calls it directly from then on. The entry point unboxes the arguments
+    as the dispatcher would, without typing them; it does not check them, which is why any
+    other input (unaligned, other dtypes, layouts or dimensions) keeps coming here. Read-only
+    inputs (e.g. a loaded shard's columns) do take the entry point of the writeable
+    overload: ``_simulate_one`` only reads its four inputs.
+    """
+    global _one_entry
+    out = _simulate_one(*args)
+    if plain and _one_entry is None and all(a.flags.writeable for a in args[:4]):
+        try:
+            sig = tuple(_simulate_one.typeof_pyval(a) for a in args)
+            _one_entry = _simulate_one.overloads[sig].entry_point
+        except (AttributeError, KeyError):  # another Numba: the dispatcher it is
+            pass
+    return out
 
 
 def simulate(
@@ -551,8 +584,17 @@ def simulate(
     Returns:
       A :class:`~physim.record.Trajectory` with T = ``n_frames`` states.
     """
-    radii, masses = _f64(objects.radii), _f64(objects.masses)
-    pos0, vel0 = _f64(positions0), _f64(velocities0)
+    radii, masses, pos0, vel0 = objects.radii, objects.masses, positions0, velocities0
+    # The common case in one test (see _call_one); a float64 dtype that is not numpy's own
+    # object, or anything else, takes the general path, which converts and dispatches.
+    plain = (type(radii) is _NDARRAY and type(masses) is _NDARRAY and type(pos0) is _NDARRAY
+             and type(vel0) is _NDARRAY and radii.dtype is _F64 and masses.dtype is _F64
+             and pos0.dtype is _F64 and vel0.dtype is _F64 and radii.ndim == 1
+             and (radii.flags.num & masses.flags.num & pos0.flags.num & vel0.flags.num
+                  & _PLAIN) == _PLAIN)
+    if not plain:
+        radii, masses = _f64(radii), _f64(masses)
+        pos0, vel0 = _f64(pos0), _f64(vel0)
     n = radii.shape[0]
     if n > 16:
         raise ValueError(f"at most 16 discs per video are supported, got {n}")
@@ -563,16 +605,22 @@ def simulate(
     _check_scalars(restitution, wall_restitution, n_frames, dt, max_events)
     gx, gy = _gravity_xy(gravity)
     t, e = int(n_frames), int(max_events)
-    times, states = np.empty(t), np.empty((2, t, n, 2))
-    ev_time, ev_frame = np.empty(e), np.empty(e, dtype=np.int32)
-    ev_pair = np.empty((e, 2), dtype=np.int32)
-    code, ne = _simulate_one(radii, masses, pos0, vel0, gx, gy, float(restitution),
-                             bool(walls), float(wall_restitution), float(dt),
-                             world.WORLD_SIZE, times, states, ev_time, ev_frame, ev_pair)
+    # Eight arrays allocated separately: cheaper than views of fewer, larger ones.
+    times, pos, vel = np.empty(t), np.empty((t, n, 2)), np.empty((t, n, 2))
+    ev_time, ev_frame, ev_pair = np.empty(e), np.empty(e, _I32), np.empty((e, 2), _I32)
+    entry = _one_entry
+    if plain and entry is not None:
+        code, ne = entry(radii, masses, pos0, vel0, gx, gy, float(restitution), bool(walls),
+                         float(wall_restitution), float(dt), _SIZE, times, pos, vel,
+                         ev_time, ev_frame, ev_pair)
+    else:
+        code, ne = _call_one(plain, (radii, masses, pos0, vel0, gx, gy, float(restitution),
+                                     bool(walls), float(wall_restitution), float(dt), _SIZE,
+                                     times, pos, vel, ev_time, ev_frame, ev_pair))
     if code == 7:
         raise ValueError(_TOO_MANY.format(bad=0, max_events=max_events, n_frames=n_frames))
     if code:
         raise ValueError(_INVALID[code].format(bad=0))
-    turns = np.zeros((2, t, n))  # discs do not turn
-    return Trajectory.of(times, states[0], states[1], turns[0], turns[1], ev_time[:ne],
+    # discs do not turn
+    return Trajectory.of(times, pos, vel, np.zeros((t, n)), np.zeros((t, n)), ev_time[:ne],
                          ev_frame[:ne], ev_pair[:ne])

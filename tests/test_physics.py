@@ -293,6 +293,59 @@ def test_simulate_one_call_is_the_batch_kernel_bit_for_bit(name):
             got.times = None
 
 
+def _unaligned(a):
+    out = np.ndarray(np.shape(a), np.float64, np.zeros(np.size(a) * 8 + 1, np.uint8), 1)
+    out[...] = a
+    return out
+
+
+def _read_only(a):
+    a = np.array(a, dtype=np.float64)
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("how", ["read-only", "unaligned", "fortran", "float32", "list"])
+def test_simulate_takes_any_input_after_its_direct_entry_point_is_kept(how):
+    # After one call with plain float64 arrays, physim.simulate calls the compiled overload
+    # directly (read-only arrays too: the kernel only reads them); inputs of any other kind
+    # must still go through Numba's dispatcher (the entry point does not check types), and
+    # every path gives the same bytes.
+    obj = world.Objects.make([1.0, 0.5], masses=[2.0, 0.5])  # all exact in float32
+    pos, vel = np.array([[2.0, 5.0], [6.0, 5.25]]), np.array([[1.5, 0.125], [-1.0, 0.0]])
+    want = physics.simulate(obj, pos, vel, walls=True)
+    assert physics._one_entry is not None
+    conv = {"read-only": _read_only, "unaligned": _unaligned, "fortran": np.asfortranarray,
+            "float32": lambda a: np.asarray(a, np.float32), "list": lambda a: a.tolist()}[how]
+    assert how != "unaligned" or not conv(pos).flags.aligned
+    objs = dataclasses.replace(obj, radii=conv(obj.radii), masses=conv(obj.masses))
+    got = physics.simulate(objs, conv(pos), conv(vel), walls=True)
+    assert got.event_pairs.shape[0] > 0
+    for f in ("times", "positions", "velocities", "angles", "angular_velocities",
+              "event_times", "event_frames", "event_pairs"):
+        x, y = getattr(got, f), getattr(want, f)
+        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), f
+
+
+def test_simulate_errors_are_the_same_on_the_direct_path():
+    obj = world.Objects.make([1.0, 1.0])
+    pos, vel = np.array([[2.0, 5.0], [6.0, 5.0]]), np.array([[1.0, 0.0], [-1.0, 0.0]])
+    physics.simulate(obj, pos, vel)
+    assert physics._one_entry is not None
+    with pytest.raises(ValueError, match="overlap"):
+        physics.simulate(obj, np.array([[2.0, 5.0], [2.5, 5.0]]), vel)
+    with pytest.raises(ValueError, match="velocities must be finite"):
+        physics.simulate(obj, pos, np.array([[np.nan, 0.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="radii must be finite"):
+        physics.simulate(dataclasses.replace(obj, radii=np.array([np.inf, 1.0])), pos, vel)
+    with pytest.raises(ValueError, match="radii and masses must be > 0"):
+        physics.simulate(dataclasses.replace(obj, masses=np.array([1.0, -1.0])), pos, vel)
+    with pytest.raises(ValueError, match="exceeded 2 collision events"):
+        physics.simulate(obj, pos, vel * 20, walls=True, max_events=2)
+    with pytest.raises(ValueError, match=r"must be \(2, 2\)"):
+        physics.simulate(obj, pos[:, :1].copy(), vel)
+
+
 @pytest.mark.parametrize("gravity, match", [((np.inf, 0.0), "gravity must be finite"),
                                             ([0.0, np.nan], "gravity must be finite"),
                                             ((1.0, 2.0, 3.0), "reshape")])
