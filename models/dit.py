@@ -10,6 +10,8 @@ https://arxiv.org/abs/2310.00426). The network knows nothing of noise schedules.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import jax
@@ -144,11 +146,29 @@ def overlap_unpatchify(x, patch, overlap, shape):
     return num / den.astype(num.dtype)  # (B, T, H, W, C)
 
 
+# The backend a step is being compiled for when it is not this process's (a deviceless
+# ahead-of-time compile for a TPU slice or a GPU node, ``models.aot``): the kernel choice
+# follows the target, not the CPU that traces it.
+_TARGET_BACKEND = contextvars.ContextVar("physim_target_backend", default=None)
+
+
+@contextlib.contextmanager
+def compiling_for(backend: str | None):
+    """Within this block :func:`attention_impl` chooses for ``backend`` ("cpu", "gpu",
+    "tpu"; None: the process's own)."""
+    token = _TARGET_BACKEND.set(backend)
+    try:
+        yield
+    finally:
+        _TARGET_BACKEND.reset(token)
+
+
 def attention_impl(name: str, dtype) -> str:
     """The attention kernel that ``name`` (``DiTConfig.attention``) selects on this backend
-    for compute ``dtype``: "auto" gives "cudnn" on GPU in bfloat16/float16, else "xla".
-    ``ValueError`` naming the backend if the kernel cannot run here."""
-    backend = jax.default_backend()
+    (or the one of :func:`compiling_for`) for compute ``dtype``: "auto" gives "cudnn" on GPU
+    in bfloat16/float16, else "xla". ``ValueError`` naming the backend if the kernel cannot
+    run there."""
+    backend = _TARGET_BACKEND.get() or jax.default_backend()
     if name == "auto":
         low = jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
         return "cudnn" if backend in ("gpu", "cuda") and low else "xla"

@@ -12,7 +12,8 @@ and resumed from a checkpoint is bit-identical (on CPU). The models differ only 
 
 CLI: ``physim train --preset NAME --data DIR --workdir W [--set key=value ...]``;
 ``--distributed [--coordinator HOST:PORT --num-processes N --process-id I]`` for multi-host
-(docs/accelerators.md), ``--dry-run`` to compile the step and print its memory and FLOPs.
+(docs/accelerators.md), ``--dry-run [--target tpu:v5e:4x4 | gpu:h100:8]`` to compile the step
+(for this machine, or deviceless for another: ``models.aot``) and print its memory and FLOPs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from models import checkpoint, configs, data, diffusion
+from models import aot, checkpoint, configs, data, diffusion
 from models import dit as dit_mod
 from models.dit import DiT
 from models.vae import VAE, pixel_weights, vae_loss
@@ -79,11 +80,12 @@ def cpu_peak_flops(n: int = 1024, reps: int = 5) -> float:
     return 2.0 * n**3 / best
 
 
-def resolve_precision(cfg: configs.Config) -> configs.Config:
-    """``precision="auto"``: bfloat16 compute on GPU/TPU, float32 on CPU."""
+def resolve_precision(cfg: configs.Config, backend: str | None = None) -> configs.Config:
+    """``precision="auto"``: bfloat16 compute on GPU/TPU, float32 on CPU (``backend``: the
+    one the step is compiled for; None: this process's)."""
     p = cfg.train.precision
     if p == "auto":
-        p = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+        p = "float32" if (backend or jax.default_backend()) == "cpu" else "bfloat16"
     return dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, dtype=p),
                                vae=dataclasses.replace(cfg.vae, dtype=p))
 
@@ -633,18 +635,20 @@ def _train(cfg: configs.Config, source, workdir: str, *, progress: bool,
                                                 mesh=mesh)
     latent_scale = float(frozen["scale"]) if frozen else None
     loss = make_loss(cfg, graphdef, template, rest, vae_parts, cached=cached)
-    micro = NamedSharding(mesh, P(None, BATCH_AXES))
     # The new state keeps the sharding of the old: the AOT-compiled step takes it back.
-    out_sh = (dict(jax.tree.map(lambda a: a.sharding, abstract), step=repl), repl)
-    step_fn = jax.jit(make_step(loss, tx, schedule, tc, micro), donate_argnums=(0,),
-                      out_shardings=out_sh)
+    step_fn = jit_step(cfg, loss, tx, schedule, mesh, state)
 
     end = tc.steps if stop_at is None else min(int(stop_at), tc.steps)
     metrics_path = wd / "metrics.jsonl"
-    flops, compiled = None, step_fn
+    flops, compiled = {}, step_fn
     if start < end:
         compiled = step_fn.lower(state, batch_spec(cfg, shard, cached), frozen).compile()
-        flops = _flops(compiled)
+        # XLA's FLOPs per device: the whole step, and the model's own step that the MFU
+        # counts (a DiT whose frozen VAE encodes in the step: the step on latents, without
+        # the encode, which is no training work; the issue measured it at 8.5x the DiT-S).
+        flops = {"step": _flops(compiled)}
+        flops["model"] = (dit_flops(cfg, tx, schedule, mesh, state, (graphdef, template, rest))
+                          if vae_parts is not None else flops["step"])
     peak = peak_flops(jax.devices()[0])
     last, t0, n0 = {}, time.perf_counter(), start
     bar = None
@@ -665,8 +669,12 @@ def _train(cfg: configs.Config, source, workdir: str, *, progress: bool,
                 dt = time.perf_counter() - t0
                 rate = (done - n0) * tc.batch_size / dt
                 m.update(step=done, videos_per_s=rate, time=time.time())
-                if flops and peak:  # cost_analysis counts one device's share of the step
-                    m["mfu"] = flops * (done - n0) / dt / peak
+                if flops.get("model") and peak:  # per device: one device's share of the step
+                    m["flops_per_step"] = flops["model"]
+                    m["mfu"] = flops["model"] * (done - n0) / dt / peak
+                    if flops["step"] != flops["model"]:  # the VAE encode counted too
+                        m["flops_per_step_with_vae"] = flops["step"]
+                        m["mfu_with_vae"] = flops["step"] * (done - n0) / dt / peak
                 if jax.process_index() == 0:
                     _log(metrics_path, m)
                 if bar is not None:
@@ -680,7 +688,9 @@ def _train(cfg: configs.Config, source, workdir: str, *, progress: bool,
                 checkpoint.save(mngr, done, state, {"config": configs.to_dict(cfg), "step": done,
                                                     "data": data_state,
                                                     "source": data_name,
-                                                    "flops_per_step": flops,
+                                                    "flops_per_step": flops.get("model"),
+                                                    "flops_per_step_with_vae":
+                                                        flops.get("step"),
                                                     "latent_scale": latent_scale}, wait=False)
             if preempted:
                 last = dict(last, step=done, preempted=True)
@@ -700,10 +710,7 @@ def batch_spec(cfg: configs.Config, sharding, cached: bool = False):
                                 sharding=sharding)
 
 
-def _flops(compiled) -> float | None:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list | tuple) else cost
-    return float(cost.get("flops", 0.0)) if cost else None
+_flops = aot.flops_of
 
 
 def tokens_per_video(cfg: configs.Config) -> int:
@@ -711,18 +718,12 @@ def tokens_per_video(cfg: configs.Config) -> int:
     return int(np.prod(cfg.diffusion_shape[:3]) // np.prod(cfg.dit.patch))
 
 
-def dry_run(cfg: configs.Config, cached: bool = False) -> dict:
-    """Compile ``cfg``'s train step ahead of time on this machine's devices (nothing is
-    trained, initialised or written; a latent DiT's frozen VAE enters by shape only) and
-    return the mesh, batch, tokens per video, parameter count, XLA's FLOPs per step and its
-    per-device memory analysis (bytes)."""
-    cfg = resolve_precision(cfg)
-    tc = cfg.train
-    mesh = make_mesh(tc)
-    check_batch(tc, mesh)
-    repl, shard = NamedSharding(mesh, P()), batch_sharding(mesh)
-    tx, schedule = make_optimizer(tc)
-    seed = tc.seed
+def step_specs(cfg: configs.Config, tx, mesh, cached: bool, host_tables: bool = False):
+    """``(state, batch, frozen, (graphdef, template, rest), vae_parts)`` of ``cfg``'s train
+    step on ``mesh`` as ShapeDtypeStructs in the train loop's shardings (nothing initialised;
+    a latent DiT's frozen VAE enters by shape). ``host_tables``: the non-trainable tables
+    (RoPE...) as host arrays, for a mesh of compile-only devices that cannot run anything."""
+    repl, seed = NamedSharding(mesh, P()), cfg.train.seed
     graphdef, _, _, template = split_params(build_model(cfg, seed=seed, abstract=True))
 
     def init():
@@ -730,49 +731,107 @@ def dry_run(cfg: configs.Config, cached: bool = False) -> dict:
         return {"params": params, "opt_state": tx.init(params),
                 "ema": jax.tree.map(jnp.copy, params)}, rest
 
-    abstract, rest = jax.eval_shape(init)
+    def tables(make):
+        return jax.device_get(jax.jit(make)()) if host_tables else _tables(make, repl)
+
+    abstract, _ = jax.eval_shape(init)
     state = dict(with_shardings(abstract, state_shardings(mesh, abstract)),
                  step=jax.ShapeDtypeStruct((), jnp.int32, sharding=repl))
-    rest = _tables(lambda: init()[1], repl)
+    rest = tables(lambda: init()[1])
     vae_parts, frozen = None, None
     if cfg.model == "dit" and cfg.latent:
         frozen = {"scale": jax.ShapeDtypeStruct((), jnp.float32, sharding=repl)}
         if not cached:
             vcfg = dataclasses.replace(cfg, model="vae")
             g, vparams, _, t = split_params(build_model(vcfg, abstract=True))
-            r = _tables(lambda: split_params(build_model(vcfg))[2], repl)
-            vae_parts = (g, t, r)
+            vae_parts = (g, t, tables(lambda: split_params(build_model(vcfg))[2]))
             frozen["vae"] = jax.tree.map(
                 lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), vparams)
-    loss = make_loss(cfg, graphdef, template, rest, vae_parts, cached=cached)
-    step = jax.jit(make_step(loss, tx, schedule, tc, NamedSharding(mesh, P(None, BATCH_AXES))),
-                   donate_argnums=(0,))
-    t0 = time.perf_counter()
-    compiled = step.lower(state, batch_spec(cfg, shard, cached), frozen).compile()
-    mem = compiled.memory_analysis()
-    fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
-              "alias_size_in_bytes", "generated_code_size_in_bytes")
-    memory = {f: int(getattr(mem, f, 0) or 0) for f in fields} if mem is not None else {}
-    if memory:  # donated state is aliased: counted once
-        memory["peak_estimate_bytes"] = (memory["argument_size_in_bytes"]
-                                         + memory["output_size_in_bytes"]
-                                         + memory["temp_size_in_bytes"]
-                                         - memory["alias_size_in_bytes"])
-    n_params = int(sum(np.prod(a.shape) for a in jax.tree.leaves(abstract["params"])))
-    flops = _flops(compiled)
-    dev = jax.devices()[0]
-    return {"preset": cfg.name, "backend": jax.default_backend(), "device": dev.device_kind,
-            "devices": jax.device_count(), "processes": jax.process_count(),
-            "mesh": dict(mesh.shape), "batch": tc.batch_size, "accum_steps": tc.accum_steps,
-            "micro_batch_per_device": tc.batch_size // tc.accum_steps // mesh.size,
-            "dtype": cfg.dit.dtype if cfg.model == "dit" else cfg.vae.dtype,
-            "attention": (dit_mod.attention_impl(cfg.dit.attention, cfg.dit.dtype)
-                          if cfg.model == "dit" else None),
-            "remat": cfg.dit.remat, "cached_latents": cached,
-            "tokens_per_video": tokens_per_video(cfg) if cfg.model == "dit" else None,
-            "params": n_params, "flops_per_step_per_device": flops,
-            "flops_per_step": flops * mesh.size if flops else None,
-            "memory_per_device": memory, "compile_s": time.perf_counter() - t0}
+    return (state, batch_spec(cfg, batch_sharding(mesh), cached), frozen,
+            (graphdef, template, rest), vae_parts)
+
+
+def jit_step(cfg: configs.Config, loss, tx, schedule, mesh, state):
+    """The train loop's jitted step: state donated, the new state in the old's sharding."""
+    repl = NamedSharding(mesh, P())
+    out_sh = (jax.tree.map(lambda a: a.sharding, state), repl)
+    return jax.jit(make_step(loss, tx, schedule, cfg.train,
+                             NamedSharding(mesh, P(None, BATCH_AXES))),
+                   donate_argnums=(0,), out_shardings=out_sh)
+
+
+def dit_flops(cfg: configs.Config, tx, schedule, mesh, state, parts) -> float | None:
+    """XLA's FLOPs per device of the DiT's own train step: the step compiled on latents of
+    the diffusion shape (a latent cache's batch), without the frozen VAE's encode. ``state``:
+    the run's state or its ShapeDtypeStructs; ``parts``: (graphdef, template, rest)."""
+    repl = NamedSharding(mesh, P())
+    spec = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)  # noqa: E731
+    state = jax.tree.map(spec, state)
+    loss = make_loss(cfg, *parts, None, cached=True)
+    frozen = {"scale": jax.ShapeDtypeStruct((), jnp.float32, sharding=repl)}
+    step = jit_step(cfg, loss, tx, schedule, mesh, state)
+    return _flops(step.lower(state, batch_spec(cfg, batch_sharding(mesh), True),
+                             frozen).compile())
+
+
+def dry_run(cfg: configs.Config, cached: bool = False, target: str | None = None) -> dict:
+    """Compile ``cfg``'s train step ahead of time (nothing is trained, initialised or
+    written; a latent DiT's frozen VAE enters by shape only) and return the mesh, batch,
+    tokens per video, parameter count, XLA's FLOPs per step and its per-device memory
+    analysis (bytes), with the seconds the compile took.
+
+    ``target`` (:func:`models.aot.get_target`): None or "local" compiles for this machine's
+    devices; e.g. "tpu:v5e:4x4" or "gpu:h100:8" for the compile-only devices of a machine
+    this host does not have (precision and attention kernel follow the target's backend).
+    The result's ``fits`` says whether XLA's peak estimate is within 90% of the device's
+    memory (None where that is unknown); a compile XLA refuses for lack of memory returns
+    ``fits: False`` and the compiler's message instead of the analysis.
+    """
+    tgt = aot.get_target(target, peak_flops)
+    cfg = resolve_precision(cfg, tgt.platform)
+    tc = cfg.train
+    mesh = make_mesh(tc, list(tgt.devices))
+    check_batch(tc, mesh)
+    tx, schedule = make_optimizer(tc)
+    state, batch, frozen, parts, vae_parts = step_specs(cfg, tx, mesh, cached,
+                                                       host_tables=tgt.deviceless)
+    loss = make_loss(cfg, *parts, vae_parts, cached=cached)
+    n_params = int(sum(np.prod(a.shape) for a in jax.tree.leaves(state["params"])))
+    is_dit = cfg.model == "dit"
+    with dit_mod.compiling_for(tgt.platform if tgt.deviceless else None):
+        attention = dit_mod.attention_impl(cfg.dit.attention, cfg.dit.dtype) if is_dit else None
+        out = {"preset": cfg.name, "target": tgt.name, "backend": tgt.platform,
+               "device": tgt.device_kind, "devices": mesh.size,
+               "deviceless": tgt.deviceless, "processes": jax.process_count(),
+               "mesh": dict(mesh.shape), "batch": tc.batch_size, "accum_steps": tc.accum_steps,
+               "micro_batch_per_device": tc.batch_size // tc.accum_steps // mesh.size,
+               "dtype": cfg.dit.dtype if is_dit else cfg.vae.dtype, "attention": attention,
+               "remat": cfg.dit.remat, "fsdp": tc.fsdp, "cached_latents": cached,
+               "tokens_per_video": tokens_per_video(cfg) if is_dit else None,
+               "params": n_params, "hbm_per_device_bytes": tgt.hbm_bytes}
+        step = jit_step(cfg, loss, tx, schedule, mesh, state)
+        t0 = time.perf_counter()
+        try:
+            lowered = step.lower(state, batch, frozen)
+            compiled = lowered.compile()
+        except Exception as e:  # XLA:TPU refuses what does not fit the HBM
+            if not aot.is_out_of_memory(e):
+                raise
+            return dict(out, fits=False, error=str(e).strip().splitlines()[0][:2000],
+                        compile_s=time.perf_counter() - t0)
+    compile_s = time.perf_counter() - t0
+    memory = aot.memory_of(compiled)
+    flops, source = _flops(compiled), "compiled"
+    if flops is None:  # a deviceless GPU executable has no cost analysis
+        flops, source = aot.unoptimized_flops(lowered), "unoptimized HLO (XLA:CPU) / devices"
+        flops = flops / mesh.size if flops else None
+    peak = memory.get("peak_estimate_bytes")
+    fits = peak <= 0.9 * tgt.hbm_bytes if peak is not None and tgt.hbm_bytes else None
+    return dict(out, flops_per_step_per_device=flops, flops_source=source,
+                flops_per_step=flops * mesh.size if flops else None,
+                memory_per_device=memory, fits=fits,
+                peak_fraction_of_hbm=peak / tgt.hbm_bytes if fits is not None else None,
+                compile_s=compile_s)
 
 
 def benchmark(cfg: configs.Config, steps: int = 10, devices: int = 1) -> dict:
@@ -852,6 +911,11 @@ def add_parser(subparsers) -> None:
                    help="compile the train step ahead of time and print its per-device "
                         "memory, FLOPs and tokens per video as JSON; trains nothing, writes "
                         "nothing (no --data/--workdir needed)")
+    p.add_argument("--target", default=None, metavar="MACHINE",
+                   help="with --dry-run: compile for this machine instead of the local "
+                        "devices, deviceless: tpu:GEN:TOPOLOGY (e.g. tpu:v5e:4x4; needs "
+                        "physim[tpu]) or gpu:MODEL:N (e.g. gpu:h100:8; needs the JAX CUDA "
+                        "plugin); docs/accelerators.md")
     p.add_argument("--allow-cpu", action="store_true",
                    help=f"train a paper preset ({', '.join(PAPER_PRESETS)}) on a CPU anyway")
     p.add_argument("--compile-cache", default=None, metavar="DIR",
@@ -942,11 +1006,19 @@ def run_train(args) -> int:
     cfg = configs.apply_overrides(configs.get_preset(args.preset), args.set)
     if not args.dry_run and not (args.data and args.workdir):
         raise ValueError("physim train needs --data and --workdir (or --dry-run)")
+    target = getattr(args, "target", None)
+    if target not in (None, "local"):
+        if not args.dry_run:
+            raise ValueError("--target needs --dry-run (it compiles for another machine)")
+        # A deviceless compile runs on the host CPU: keep the accelerator plugins from
+        # starting (the CUDA plugin's checks want a GPU, libtpu looks for TPU chips).
+        jax.config.update("jax_platforms", "cpu")
     init_distributed(args)
-    compile_cache(args.compile_cache)
+    if target in (None, "local"):  # the cache is keyed by this host's backend
+        compile_cache(args.compile_cache)
     if args.dry_run:
         cached = bool(args.data and args.data.startswith("latents:"))
-        print(json.dumps(dry_run(cfg, cached=cached), indent=1))
+        print(json.dumps(dry_run(cfg, cached=cached, target=target), indent=1))
         return 0
     refuse_cpu(args.preset, args.allow_cpu)
     source = data.open_source(args.data, cfg.data, batch_size=cfg.train.batch_size,
