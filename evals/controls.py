@@ -215,9 +215,6 @@ def _with_traj(rec, **fields):
 def scene_control(family: str, rec, spec, resolution: int, min_effect: float = 0.1):
     """(frames, conditioning record) of the ``family`` control of a rigid-scene record
     (n_cond = 1); None when the family does not apply."""
-    from physim import rigid
-    from physim.scenarios.combinatorial import bodies_of
-
     tr = rec.trajectory
     pos = tr.positions
     c = rec.n_cond - 1
@@ -253,6 +250,22 @@ def scene_control(family: str, rec, spec, resolution: int, min_effect: float = 0
         back = _with_traj(rec, positions=pos[::-1].copy(), angles=tr.angles[::-1].copy(),
                           velocities=-tr.velocities[::-1], angular_velocities=-tr.angular_velocities[::-1])  # fmt: skip  # noqa: E501
         return _scene_render(back, resolution), back
+    out = scene_resim(family, rec, spec, min_effect)
+    if out is None:
+        return None
+    return _scene_render(out[0], resolution), rec
+
+
+def scene_resim(family: str, rec, spec, min_effect: float = 0.1):
+    """The wrong-physics ``family`` (gravity, restitution, friction, masses) of a rigid-scene
+    record, re-simulated from its first state: ``(record with the control's trajectory,
+    rigid.RigidRollout)``; None when the family is not one of them or moves nothing by
+    more than ``min_effect`` units."""
+    from physim import rigid
+    from physim.scenarios.combinatorial import bodies_of
+
+    pos = rec.trajectory.positions
+    a = int(rec.extra["action_index"])
     bodies = bodies_of(rec)
     cfg = spec.physics
     if family.startswith("gravity_x"):
@@ -273,12 +286,11 @@ def scene_control(family: str, rec, spec, resolution: int, min_effect: float = 0
         bodies[j] = dataclasses.replace(bodies[j], density=dens * masses[a] / masses[j])
     else:
         return None
-    roll = rigid.simulate_bodies(bodies, cfg, n_frames=n_t, dt=spec.dt)
+    roll = rigid.simulate_bodies(bodies, cfg, n_frames=rec.trajectory.n_frames, dt=spec.dt)
     moved = np.linalg.norm(roll.trajectory.positions - pos, axis=-1).max()
     if moved <= min_effect:
         return None
-    ctrl = dataclasses.replace(rec, trajectory=roll.trajectory)
-    return _scene_render(ctrl, resolution), rec
+    return dataclasses.replace(rec, trajectory=roll.trajectory), roll
 
 
 # --------------------------------------------------------------------------- controls

@@ -180,10 +180,21 @@ class JudgeConfig:
         PHYRE-like scenes); only chains whose area and elongation match (log,
         ``glide_area``) bodies of their colour none of which can roll (a ball rolls
         freely: convex and less than ``glide_elong`` elongated; jars are hollow).
+        ``glide_skew``: a blob whose skew (``SceneTracks.skew``) exceeds this is no ball
+        (discs read at most 0.035 at 128 px, jars 0.07-0.32), and a round one (less than
+        ``glide_elong`` elongated: a jar) turns as its skew's direction turns (its major
+        axis is noise there).
       hold_frames, hold_min, hold_move: a ball whose supports are all tilted (``SceneTracks.
         tilt`` > 0) over ``hold_frames`` intervals must roll at least ``d = (5/7) g
         sin(tilt) t² / 2`` over them; where ``d >= hold_min`` (units) and it moves less than
         ``hold_move * d``, it is ``unsupported`` (a frozen ball on a slope or a rim).
+      hop_fit, hop_min_px, hop_frac, hop_clear: a ball landing on the floor, fitted in free
+        flight over the ``hop_fit`` frames before (touching nothing), must hop back up at
+        restitution times its impact speed; where that hop is at least ``hop_min_px`` high
+        at some frame time and the ball rises less than ``hop_frac`` of it, the landing is
+        dead (``energy``: it lost more than the law allows). Judged only where nothing but
+        the floor comes within ``hop_clear`` px of the ball from the frame before the
+        landing until the hop is over.
     """
 
     parse: str = "exact"
@@ -238,9 +249,14 @@ class JudgeConfig:
     glide_shape: float = 1.1
     glide_area: float = 0.15
     glide_elong: float = 1.3
+    glide_skew: float = 0.06
     hold_frames: int = 8
     hold_min: float = 0.3
     hold_move: float = 0.25
+    hop_fit: int = 3
+    hop_min_px: float = 1.0
+    hop_frac: float = 0.4
+    hop_clear: float = 3.0
 
 
 JUDGE_PRESETS: dict[str, JudgeConfig] = {
@@ -680,6 +696,14 @@ class SceneTracks:
       color: (M,) colour class of each chain (index into the reference's colours).
       present: (T, M) bool.
       resolution: pixels per side.
+      floor: (T, M) px from the blob to the frame's bottom edge (the floor), NaN where
+        absent (None when not measured).
+      clear_off_floor: (T, M) px from the blob to anything but the floor (other blobs,
+        static pixels, the other three edges), NaN where absent (None when not measured).
+      skew: (T, M, 2) the blob's third moment ``sum w |d|² d / sum w`` over its RMS radius
+        cubed (d from the centroid, (col, row); :func:`_skew`): 0 for a disc, a bar or
+        sticks (point-symmetric), about 0.2 for a jar, and turning with the body; NaN where
+        absent (None when not measured).
     """
 
     centroid: np.ndarray
@@ -692,6 +716,9 @@ class SceneTracks:
     resolution: int
     grounded: np.ndarray
     tilt: np.ndarray
+    floor: np.ndarray | None = None
+    clear_off_floor: np.ndarray | None = None
+    skew: np.ndarray | None = None
 
 
 def scene_tracks(parsed, ref, config="exact", gravity=(0.0, -1.0),
@@ -713,9 +740,11 @@ def scene_tracks(parsed, ref, config="exact", gravity=(0.0, -1.0),
     n_t = parsed.n_frames
     total = parsed.memb.sum(-1) + parsed.unknown  # (T, R, R)
     rows, cols = np.mgrid[0:res, 0:res]
-    border = np.minimum(np.minimum(rows + 0.5, res - rows - 0.5),
-                        np.minimum(cols + 0.5, res - cols - 0.5))  # fmt: skip
-    frames: list[list[tuple]] = []  # (class, centroid, area, clearance, elongation, angle)
+    sides = np.minimum(rows + 0.5, np.minimum(cols + 0.5, res - cols - 0.5))  # all but below
+    border = np.minimum(sides, res - rows - 0.5)
+    # (class, centroid, area, clearance, elongation, angle, floor, clearance off the floor,
+    # skew)
+    frames: list[list[tuple]] = []
     grounded_items: list[np.ndarray] = []  # (items,) bool per frame
     tilt_items: list[list[float]] = []
     g = np.asarray(gravity, np.float64)
@@ -739,8 +768,11 @@ def scene_tracks(parsed, ref, config="exact", gravity=(0.0, -1.0),
                 edge = float(border[mine].min(initial=np.inf))
                 clr = float(min(d[others].min(initial=np.inf), edge) - 0.5)
                 ground = min(float(d[static_px & ~mine].min(initial=np.inf)), edge) - 0.5
+                off = float(min(d[others].min(initial=np.inf), sides[mine].min(initial=np.inf)))
+                floor = float(res - 1 - rows[mine].max(initial=-1))
                 items.append((cls, b.centroid[j], float(b.area[j]), clr,
-                              float(_elongation(b.extents[j])), float(b.angle[j])))
+                              float(_elongation(b.extents[j])), float(b.angle[j]), floor,
+                              off - 0.5, _skew(parsed.memb[k, ..., cls], mine)))
                 masks.append(mine)
                 dists.append((d, ground <= cfg.support_px))
                 tilts.append(_support_tilt(b.centroid[j], d, others, border, mine, down,
@@ -781,17 +813,37 @@ def scene_tracks(parsed, ref, config="exact", gravity=(0.0, -1.0),
     angle = np.full((n_t, m), np.nan)
     grounded = np.zeros((n_t, m), bool)
     tilt = np.full((n_t, m), np.nan)
+    floor = np.full((n_t, m), np.nan)
+    off = np.full((n_t, m), np.nan)
+    skew = np.full((n_t, m, 2), np.nan)
     color = np.array([frames[items[0][0]][items[0][1]][0] for items in chains], np.int64)
     for ch, items in enumerate(chains):
         for k, b_ in items:
-            _, p, a, c_, e_, an = frames[k][b_]
+            _, p, a, c_, e_, an, fl, of, sk = frames[k][b_]
             cen[k, ch] = world.pixel_to_world(p, res)
             area[k, ch], clr[k, ch], elong[k, ch], angle[k, ch] = a, c_, e_, an
+            floor[k, ch], off[k, ch], skew[k, ch] = fl, of, sk
             grounded[k, ch] = grounded_items[k][b_]
             tilt[k, ch] = tilt_items[k][b_]
     return SceneTracks(centroid=cen, area=area, clearance=clr, elongation=elong, angle=angle,
                        color=color, present=np.isfinite(area), resolution=int(res),
-                       grounded=grounded, tilt=tilt)  # fmt: skip
+                       grounded=grounded, tilt=tilt, floor=floor,
+                       clear_off_floor=off, skew=skew)  # fmt: skip
+
+
+def _skew(weight: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(2,) normalized third moment (col, row) of the pixels ``mask`` (R, R) weighted by
+    ``weight`` (R, R): ``sum w |d|² d / sum w / rms³``, d from the weighted centroid and
+    rms the RMS distance. Zero for point-symmetric shapes; it turns with the shape."""
+    rr, cc = np.nonzero(mask)
+    w = weight[rr, cc].astype(np.float64)
+    if not len(w) or w.sum() <= 0:
+        return np.full(2, np.nan)
+    d = np.stack([cc, rr], -1) + 0.5
+    d -= (w[:, None] * d).sum(0) / w.sum()
+    r2 = (d**2).sum(-1)
+    rms = np.sqrt((w * r2).sum() / w.sum())
+    return (w[:, None] * r2[:, None] * d).sum(0) / w.sum() / max(rms, 1e-9) ** 3
 
 
 def _nearest_points(dist: np.ndarray):
@@ -1048,11 +1100,13 @@ def plausibility_scene(parsed, ref, laws: Laws, config="exact") -> dict:
     com_rise = _com_rise(parsed, ref, g, cfg.com_area) if laws.from_rest and g_abs > 0 else 0.0
     energy |= com_rise > cfg.com_rise
     glide = _glide(tracks, ref, laws, cfg, c) if laws.friction > 0 and g_abs > 0 else 0.0
+    dead = _dead_landing(tracks, ref, laws, cfg, c, merged)
+    energy |= dead > 0
     ck.update(unsupported=unsupported, acceleration=accel, spontaneous=spont, energy=energy,
               friction=glide > 0)
     st.update(accel_dev_max=acc_dev, rebound_max=rebound, launch_max=launch, n_chains=n_c,
               jump_excess_max=jump_max, com_rise_max=com_rise, glide_speed_max=glide,
-              still_on_slope_max=roll)
+              still_on_slope_max=roll, dead_landing_max=dead)
     return _verdict(ck, SCENE_CHECKS, st)
 
 
@@ -1109,6 +1163,86 @@ def _still_on_slope(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: i
     return best
 
 
+def _dead_landing(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int,
+                  merged: np.ndarray) -> float:
+    """Largest hop (px) missing from a ball's landing on the floor (one that rises less than
+    ``hop_frac`` of the hop restitution gives it); 0 when there is none."""
+    px = world.WORLD_SIZE / tracks.resolution
+    return max([(hop - rise) / px for _, _, hop, rise in
+                _landings(tracks, ref, laws, cfg, c, merged)
+                if rise < cfg.hop_frac * hop], default=0.0)  # fmt: skip
+
+
+def _landings(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int,
+              merged: np.ndarray):
+    """Yield ``(chain, frame, hop, rise)`` (units) for each judged landing of a ball on the
+    floor: the highest its hop at restitution e reaches at a frame time, and how high it
+    rose over those frames.
+
+    A ball (a chain matching only round bodies of its colour) that flies free, touching
+    nothing, over the ``hop_fit`` frames before it first touches the floor (the frame's
+    bottom edge, y = 0) is a parabola at g: fitted, it gives when it reached its landing
+    level (the lowest its centre gets on the floor over the next frames) and its impact
+    speed v. A contact with restitution e sends it back up at u = e v, so at the frame
+    times t after the impact time t_i it must be ``u τ - g τ² / 2`` (τ = t - t_i) above
+    that level until it lands again at τ = 2u/g. Where that predicted hop reaches
+    ``hop_min_px`` at some frame time and the ball rises less than ``hop_frac`` of it,
+    the landing lost more energy than restitution e allows. Judged only where nothing but
+    the floor comes within ``hop_clear`` px of the ball from the frame before the landing
+    until one frame after the predicted hop (a body on it, beside it or under it takes
+    part in the impact), and where gravity points straight down.
+    """
+    g = laws.g
+    if tracks.floor is None or laws.restitution <= 0 or g[0] != 0 or g[1] >= 0:
+        return
+    g_abs = float(-g[1])
+    dt = laws.dt
+    px = world.WORLD_SIZE / tracks.resolution
+    n_t, n_c = tracks.present.shape
+    t = np.arange(n_t) * dt
+    elong, rolls = _rolling_bodies(ref, cfg)
+    cen, pres = tracks.centroid, tracks.present
+    for m in range(n_c):
+        mine = (ref.body_class == tracks.color[m]) & ~ref.static
+        on = pres[:, m] & (np.nan_to_num(tracks.floor[:, m], nan=np.inf) <= cfg.support_px)
+        for j in range(max(c, 0) + cfg.hop_fit, n_t - 1):
+            if not on[j] or on[j - 1]:
+                continue  # not the first frame on the floor
+            fit = np.arange(j - cfg.hop_fit, j)
+            if not pres[fit, m].all() or merged[fit[0] : j, m].any() or \
+                    not (tracks.clearance[fit, m] > cfg.support_px).all():
+                continue  # not in free flight before
+            one = _bodies_like(tracks.area[fit, m], tracks.elongation[fit, m], ref.area[mine],
+                               elong[mine], cfg.glide_area)  # fmt: skip
+            if not one.any() or not rolls[mine][one].all():
+                continue  # not a ball
+            p, v, _, resid = fit_motion(t[fit], cen[fit, m], t[j - 1], g)
+            if not resid <= cfg.resid_tol:
+                continue
+            later = np.arange(j, min(n_t, j + 6))
+            y_rest = float(np.min(cen[later[on[later]], m, 1]))
+            disc = v[1] ** 2 + 2 * g_abs * (p[1] - y_rest)
+            if disc < 0:
+                continue
+            tau = (v[1] + np.sqrt(disc)) / g_abs  # after frame j - 1, when it reaches y_rest
+            if not 0 < tau <= 2 * dt:
+                continue  # the fit does not reach the floor level where the ball does
+            u = laws.restitution * (g_abs * tau - v[1])
+            since = t - (t[j - 1] + tau)  # (T,) s since the impact
+            hop = (since > 0) & (since < 2 * u / g_abs)
+            if not hop.any():
+                continue
+            ks = np.nonzero(hop)[0]
+            pred = u * since[ks] - 0.5 * g_abs * since[ks] ** 2  # (K,) units
+            if pred.max() < cfg.hop_min_px * px or ks[-1] + 1 >= n_t:
+                continue
+            win = np.arange(j - 1, ks[-1] + 2)
+            if not pres[win, m].all() or merged[win[:-1], m].any() or \
+                    not (tracks.clear_off_floor[win, m] > cfg.hop_clear).all():
+                continue  # something else takes part in the landing
+            yield m, j, float(pred.max()), float(np.max(cen[ks, m, 1] - y_rest))
+
+
 def _elongation(extents: np.ndarray) -> np.ndarray:
     """Major over minor RMS extent (..., 2) -> (...), the minor floored at half a pixel: one
     definition for parsed blobs and for the reference's bodies, which are matched."""
@@ -1148,9 +1282,16 @@ def _glide_speed(tracks: SceneTracks, m: int, fr, t, areas, elong, rolls,
         return 0.0  # merging with or parting from a body of its colour
     e = tracks.elongation[fr, m]
     one = _bodies_like(a, e, areas, elong, cfg.glide_area)
+    sk = None if tracks.skew is None else tracks.skew[fr, m, 0] + 1j * tracks.skew[fr, m, 1]
+    skewed = sk is not None and np.median(np.abs(sk)) > cfg.glide_skew
+    if skewed:
+        one &= ~rolls  # a disc has no skew: it is not a ball
     if not one.any() or rolls[one].any():
         return 0.0  # not a body that cannot roll
-    turn = np.abs(np.angle(np.exp(2j * (tracks.angle[fr, m] - tracks.angle[fr[0], m])))) / 2
+    if skewed and np.median(e) < cfg.glide_elong:  # a round hollow body: its skew turns
+        turn = np.abs(np.angle(sk / sk[0]))
+    else:
+        turn = np.abs(np.angle(np.exp(2j * (tracks.angle[fr, m] - tracks.angle[fr[0], m])))) / 2
     if e.max() / e.min() > cfg.glide_shape or turn.max() > cfg.glide_turn:
         return 0.0  # tumbling, rolling (a tipped jar) or turning about a contact
     x, y = tracks.centroid[fr, m, 0], tracks.centroid[fr, m, 1]
