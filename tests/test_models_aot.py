@@ -2,6 +2,7 @@
 forced multi-device CPU mesh, a deviceless TPU slice (when libtpu is installed), clear
 errors for a missing plugin, and an MFU that counts the DiT's FLOPs, not the VAE's."""
 
+import argparse
 import importlib.util
 import json
 import os
@@ -82,6 +83,15 @@ def test_targets_are_parsed_and_a_missing_plugin_is_named():
         with pytest.raises(ValueError, match="CUDA plugin"):
             aot.get_target("gpu:h100:8")
     assert 'device_description_str: "NVIDIA H100 80GB HBM3"' in aot.gpu_target_config("h100")
+    parser = argparse.ArgumentParser()
+    train.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train", "--preset", "dit-test", "--data", "synthetic",
+                              "--workdir", "w", "--target", "tpu:v5e:2x2"])
+    with pytest.raises(ValueError, match="--target needs --dry-run"):
+        args.func(args)
+    args = parser.parse_args(["train", "--preset", "dit-test", "--dry-run", "--target", "x"])
+    with pytest.raises(ValueError, match="want 'local'"):
+        args.func(args)
     assert aot.is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Ran out of memory in hbm"))
     assert not aot.is_out_of_memory(RuntimeError("INVALID_ARGUMENT: bad shape"))
 
