@@ -121,6 +121,8 @@ class Experiment:
     n_cond: int = 3
     resolution: tuple[tuple[str, int], ...] = ()  # (scale, pixels) overriding Scale.resolution
     steps: tuple[tuple[str, int], ...] = ()  # (scale, training steps) overriding Scale.steps
+    # (scale, --set overrides) for every cell's model at that scale, after the scale's own
+    sets: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _std_evals(scenario, metrics=("laws",)):
@@ -257,7 +259,11 @@ EXPERIMENTS: dict[str, Experiment] = {
                                 _combinatorial, ("combinatorial",), "combinatorial", n_cond=1,
                                 # the paper trains these at 256 px; scene checks need >= 64 px
                                 resolution=(("paper", 256), ("cpu-mini", 64), ("micro", 64)),
-                                steps=(("paper", 1_000_000),)),
+                                steps=(("paper", 1_000_000),),
+                                # cpu-mini at 64 px: 4x16x16 patches keep the 128 tokens of
+                                # the 32-px cells (4x8x8 gave 512 tokens, 79 GFLOP and 7-16 s
+                                # a step on a shared core: 4-9 h a cell, docs/results.md)
+                                sets=(("cpu-mini", ("dit.patch=4,16,16",)),)),
 }
 
 

@@ -192,6 +192,7 @@ def plan(experiment: str, scale: str, run_dir, scenarios=None, models=None, data
                          f"train.batch_size={sc.batch}"]
                 if resolution != get_preset_resolution(m.preset):
                     sets.append(f"data.resolution={resolution}")
+                sets += dict(exp.sets).get(sc.name, ())
             if c.flip is not None:
                 sets.append(f"data.flip={c.flip}")
             if vae_dir and c.preset is None:

@@ -64,6 +64,22 @@ def test_combinatorial_training_sets_keep_the_papers_ratio(scale, tmp_path):
         assert sizes[6] == 600_000
 
 
+def test_cpu_mini_combinatorial_cells_keep_the_32px_cells_token_count(tmp_path):
+    # 64-px frames with 4x16x16 patches: the 128 tokens of the other cpu-mini cells (4x8x8
+    # patches gave 512 tokens and 3.2x the FLOPs per step)
+    from models import configs
+    from models.train import tokens_per_video
+
+    p = pl.plan("combinatorial", "cpu-mini", tmp_path)
+    trains = [s.argv for s in p.stages if s.argv[:2] == ("physim", "train")]
+    assert len(trains) == 3
+    for argv in trains:
+        sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+        cfg = configs.apply_overrides(configs.get_preset(argv[argv.index("--preset") + 1]),
+                                      sets)
+        assert cfg.data.resolution == 64 and tokens_per_video(cfg) == 128
+
+
 def test_mini_scale_is_small_and_restrictable(tmp_path):
     p = pl.plan("scaling", "cpu-mini", tmp_path, scenarios=["uniform"], models=["S"],
                 data=["30K", "3M"])
