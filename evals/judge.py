@@ -188,13 +188,15 @@ class JudgeConfig:
         tilt`` > 0) over ``hold_frames`` intervals must roll at least ``d = (5/7) g
         sin(tilt) t² / 2`` over them; where ``d >= hold_min`` (units) and it moves less than
         ``hold_move * d``, it is ``unsupported`` (a frozen ball on a slope or a rim).
-      hop_fit, hop_min_px, hop_frac, hop_clear: a ball landing on the floor, fitted in free
-        flight over the ``hop_fit`` frames before (touching nothing), must hop back up at
-        restitution times its impact speed; where that hop is at least ``hop_min_px`` high
-        at some frame time and the ball rises less than ``hop_frac`` of it, the landing is
-        dead (``energy``: it lost more than the law allows). Judged only where nothing but
-        the floor comes within ``hop_clear`` px of the ball from the frame before the
-        landing until the hop is over.
+      hop_fit, hop_min_px, hop_frac, hop_clear, hop_dt: a ball landing on the floor, fitted
+        in free flight over the ``hop_fit`` frames before (touching nothing), must hop back
+        up at restitution times its impact speed; where that hop, with the impact up to
+        ``hop_dt`` seconds earlier or later than the fit says (pymunk resolves an impact
+        over a few 5 ms steps), is still at least ``hop_min_px`` high at some frame time
+        and the ball rises less than ``hop_frac`` of it, the landing is dead (``energy``:
+        it lost more than the law allows). Judged only where nothing but the floor comes
+        within ``hop_clear`` px of the ball from the frame before the landing until the
+        hop is over.
     """
 
     parse: str = "exact"
@@ -257,6 +259,7 @@ class JudgeConfig:
     hop_min_px: float = 1.0
     hop_frac: float = 0.4
     hop_clear: float = 3.0
+    hop_dt: float = 0.02
 
 
 JUDGE_PRESETS: dict[str, JudgeConfig] = {
@@ -1185,12 +1188,14 @@ def _landings(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int,
     level (the lowest its centre gets on the floor over the next frames) and its impact
     speed v. A contact with restitution e sends it back up at u = e v, so at the frame
     times t after the impact time t_i it must be ``u τ - g τ² / 2`` (τ = t - t_i) above
-    that level until it lands again at τ = 2u/g. Where that predicted hop reaches
-    ``hop_min_px`` at some frame time and the ball rises less than ``hop_frac`` of it,
-    the landing lost more energy than restitution e allows. Judged only where nothing but
-    the floor comes within ``hop_clear`` px of the ball from the frame before the landing
-    until one frame after the predicted hop (a body on it, beside it or under it takes
-    part in the impact), and where gravity points straight down.
+    that level until it lands again at τ = 2u/g; ``hop`` is the least of that over
+    impact times within ``hop_dt`` of t_i (near the impact the height changes fast).
+    Where that predicted hop reaches ``hop_min_px`` at some frame time and the ball rises
+    less than ``hop_frac`` of it, the landing lost more energy than restitution e allows.
+    Judged only where nothing but the floor comes within ``hop_clear`` px of the ball from
+    the frame before the landing until one frame after the predicted hop (a body on it,
+    beside it or under it takes part in the impact), and where gravity points straight
+    down.
     """
     g = laws.g
     if tracks.floor is None or laws.restitution <= 0 or g[0] != 0 or g[1] >= 0:
@@ -1233,7 +1238,10 @@ def _landings(tracks: SceneTracks, ref, laws: Laws, cfg: JudgeConfig, c: int,
             if not hop.any():
                 continue
             ks = np.nonzero(hop)[0]
-            pred = u * since[ks] - 0.5 * g_abs * since[ks] ** 2  # (K,) units
+            # The least the hop can be at each frame with the impact up to hop_dt earlier or
+            # later (the height is concave in time: its least is at an end).
+            pred = np.maximum(np.minimum(*(u * (since[ks] + d) - 0.5 * g_abs * (since[ks] + d) ** 2
+                                           for d in (-cfg.hop_dt, cfg.hop_dt))), 0.0)
             if pred.max() < cfg.hop_min_px * px or ks[-1] + 1 >= n_t:
                 continue
             win = np.arange(j - 1, ks[-1] + 2)

@@ -58,7 +58,8 @@ def test_a_ball_landing_on_the_floor_must_hop_at_restitution():
     assert peak / PX > 1.5
     assert judge._dead_landing(tracks, ref, laws, cfg, 0, merged) == 0.0
     [(m, j, hop, rise)] = list(judge._landings(tracks, ref, laws, cfg, 0, merged))
-    assert (m, j) == (0, 8) and rise == pytest.approx(hop, rel=1e-6)
+    # The judged hop is the least over impact times within hop_dt: a little under the rise.
+    assert (m, j) == (0, 8) and hop < rise < 1.05 * hop
     dead, ref, _ = _dropped_ball(0.0)
     assert judge._dead_landing(dead, ref, laws, cfg, 0, merged) == pytest.approx(hop / PX)
     no_bounce = dataclasses.replace(laws, restitution=0.0)
