@@ -787,7 +787,7 @@ def dry_run(cfg: configs.Config, cached: bool = False, target: str | None = None
     memory (None where that is unknown); a compile XLA refuses for lack of memory returns
     ``fits: False`` and the compiler's message instead of the analysis.
     """
-    tgt = aot.get_target(target, peak_flops)
+    tgt = aot.get_target(target)
     cfg = resolve_precision(cfg, tgt.platform)
     tc = cfg.train
     mesh = make_mesh(tc, list(tgt.devices))
