@@ -34,7 +34,7 @@ def test_dry_run_on_four_forced_cpu_devices_reports_consistent_memory_and_flops(
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
                JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
     r = subprocess.run([sys.executable, "-c", _FORCED], env=env, capture_output=True,
-                       text=True, timeout=600, check=True)
+                       text=True, timeout=1200, check=True)
     out = json.loads(r.stdout.strip().splitlines()[-1])
     dp, fsdp = out["dp"], out["fsdp"]
     assert dp["mesh"] == {"data": 4, "fsdp": 1} and fsdp["mesh"] == {"data": 1, "fsdp": 4}
